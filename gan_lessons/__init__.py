@@ -1,0 +1,23 @@
+"""gan_lessons: the small package behind the GAN lessons.
+
+Import it before TensorFlow: it quietens TensorFlow's logs, which only works when
+done before TensorFlow is first loaded.
+"""
+
+from gan_lessons import runtime as _runtime
+
+_runtime.quiet_logs()
+
+__version__ = "0.1.0"
+
+try:
+    _runtime.import_tensorflow()
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "gan_lessons needs TensorFlow 2.16 or newer: install it with "
+        "pip install 'gan-lessons[cpu]' (or 'tensorflow' on a GPU machine)."
+    ) from exc
+
+from gan_lessons import data, losses, models, plots, runtime  # noqa: E402,F401
+from gan_lessons import callbacks, layers, trainers  # noqa: E402,F401
+from gan_lessons.runtime import is_quick, pick, set_seed, setup  # noqa: E402,F401

@@ -1,0 +1,183 @@
+"""Model builders: plain functions returning ``keras.Model``.
+
+Generators map noise (batch, latent_dim) to images (batch, 28, 28, 1) in [-1, 1]
+(tanh output). Discriminators and critics map images to one unbounded score per
+image (a logit for a discriminator, no sigmoid).
+"""
+
+import keras
+from keras import layers
+
+from gan_lessons.layers import LabelCheck
+
+IMAGE_SHAPE = (28, 28, 1)
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    return value
+
+
+def _units(name, value):
+    try:
+        units = tuple(value)
+    except TypeError:
+        units = None
+    if not units or any(isinstance(u, bool) or not isinstance(u, int) or u <= 0 for u in units):
+        raise ValueError(f"{name} must be a non-empty sequence of positive integers; got {value!r}.")
+    return units
+
+
+def _image_shape(image_shape):
+    shape = tuple(image_shape)
+    if len(shape) != 3 or any(not isinstance(s, int) or s <= 0 for s in shape):
+        raise ValueError(f"image_shape must be (height, width, channels) of positive integers; got {image_shape!r}.")
+    return shape
+
+
+# ----------------------------------------------------------------------- MLP GAN
+
+
+def mlp_generator(latent_dim=64, hidden_units=(256, 512, 1024), image_shape=IMAGE_SHAPE, name="generator"):
+    """Dense -> BatchNorm -> LeakyReLU blocks, then a tanh layer reshaped to an image."""
+    _positive_int("latent_dim", latent_dim)
+    hidden_units = _units("hidden_units", hidden_units)
+    image_shape = _image_shape(image_shape)
+    z = keras.Input(shape=(latent_dim,), name="noise")
+    h = z
+    for units in hidden_units:
+        h = layers.Dense(units, use_bias=False)(h)
+        h = layers.BatchNormalization()(h)
+        h = layers.LeakyReLU(0.2)(h)
+    size = image_shape[0] * image_shape[1] * image_shape[2]
+    h = layers.Dense(size, activation="tanh")(h)
+    image = layers.Reshape(image_shape, name="image")(h)
+    return keras.Model(z, image, name=name)
+
+
+def mlp_discriminator(hidden_units=(512, 256), image_shape=IMAGE_SHAPE, dropout=0.3, name="discriminator"):
+    """Flatten -> Dense -> LeakyReLU (-> Dropout) blocks -> one logit."""
+    hidden_units = _units("hidden_units", hidden_units)
+    image_shape = _image_shape(image_shape)
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1); got {dropout!r}.")
+    x = keras.Input(shape=image_shape, name="image")
+    h = layers.Flatten()(x)
+    for units in hidden_units:
+        h = layers.Dense(units)(h)
+        h = layers.LeakyReLU(0.2)(h)
+        if dropout:
+            h = layers.Dropout(dropout)(h)
+    logit = layers.Dense(1, name="logit")(h)
+    return keras.Model(x, logit, name=name)
+
+
+# ------------------------------------------------------------------------- DCGAN
+
+
+def _dcgan_trunk(h, filters):
+    """7x7 -> 14x14 -> 28x28 with transposed convolutions (shared by G and conditional G)."""
+    h = layers.Dense(7 * 7 * 2 * filters, use_bias=False)(h)
+    h = layers.BatchNormalization()(h)
+    h = layers.ReLU()(h)
+    h = layers.Reshape((7, 7, 2 * filters))(h)
+    h = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(h)
+    h = layers.BatchNormalization()(h)
+    h = layers.ReLU()(h)
+    return layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh", name="image")(h)
+
+
+def dcgan_generator(latent_dim=64, filters=64, name="generator"):
+    """DCGAN generator: Dense to 7x7x(2*filters), two stride-2 transposed convolutions.
+
+    Shapes: (latent_dim,) -> (7, 7, 2f) -> (14, 14, f) -> (28, 28, 1).
+    BatchNorm and ReLU inside, tanh at the output.
+    """
+    _positive_int("latent_dim", latent_dim)
+    _positive_int("filters", filters)
+    z = keras.Input(shape=(latent_dim,), name="noise")
+    return keras.Model(z, _dcgan_trunk(z, filters), name=name)
+
+
+def _conv_trunk(x, filters, norm):
+    """28x28 -> 14x14 -> 7x7 with stride-2 convolutions and LeakyReLU, then flatten."""
+    h = layers.Conv2D(filters, 4, strides=2, padding="same")(x)
+    h = layers.LeakyReLU(0.2)(h)
+    h = layers.Conv2D(2 * filters, 4, strides=2, padding="same", use_bias=norm is None)(h)
+    if norm == "batch":
+        h = layers.BatchNormalization()(h)
+    elif norm == "layer":
+        h = layers.LayerNormalization()(h)
+    h = layers.LeakyReLU(0.2)(h)
+    return layers.Flatten()(h)
+
+
+_NORMS = ("batch", "layer", None)
+
+
+def dcgan_discriminator(filters=64, norm="batch", dropout=0.0, name="discriminator"):
+    """DCGAN discriminator: two stride-2 convolutions with LeakyReLU, then one logit.
+
+    Shapes: (28, 28, 1) -> (14, 14, f) -> (7, 7, 2f) -> 1. ``norm`` is "batch"
+    (DCGAN), "layer" or None (a WGAN-GP critic must not use BatchNorm).
+    """
+    _positive_int("filters", filters)
+    if norm not in _NORMS:
+        raise ValueError(f"norm must be one of 'batch', 'layer' or None; got {norm!r}.")
+    x = keras.Input(shape=IMAGE_SHAPE, name="image")
+    h = _conv_trunk(x, filters, norm)
+    if dropout:
+        h = layers.Dropout(dropout)(h)
+    return keras.Model(x, layers.Dense(1, name="logit")(h), name=name)
+
+
+def critic(filters=64, norm=None, name="critic"):
+    """A WGAN critic: the DCGAN discriminator's shape with no BatchNorm, an unbounded score."""
+    _positive_int("filters", filters)
+    if norm == "batch":
+        raise ValueError("norm must be 'layer' or None for a critic: BatchNorm mixes samples, which breaks the gradient penalty.")
+    if norm not in _NORMS:
+        raise ValueError(f"norm must be 'layer' or None; got {norm!r}.")
+    x = keras.Input(shape=IMAGE_SHAPE, name="image")
+    h = _conv_trunk(x, filters, norm)
+    return keras.Model(x, layers.Dense(1, name="score")(h), name=name)
+
+
+# ------------------------------------------------------------------ conditional
+
+
+def conditional_generator(latent_dim=64, num_classes=10, embed_dim=32, filters=64, name="conditional_generator"):
+    """G(z, y): the label's embedding is concatenated to the noise, then the DCGAN trunk.
+
+    Inputs: noise (batch, latent_dim) float32 and label (batch,) or (batch, 1) int.
+    """
+    _positive_int("latent_dim", latent_dim)
+    _positive_int("num_classes", num_classes)
+    _positive_int("embed_dim", embed_dim)
+    _positive_int("filters", filters)
+    z = keras.Input(shape=(latent_dim,), name="noise")
+    y = keras.Input(shape=(1,), dtype="int32", name="label")
+    label = LabelCheck(num_classes, name="label_check")([z, y])
+    e = layers.Embedding(num_classes, embed_dim, name="label_embedding")(label)
+    h = layers.Concatenate()([z, e])
+    return keras.Model([z, y], _dcgan_trunk(h, filters), name=name)
+
+
+def conditional_discriminator(num_classes=10, filters=64, norm="batch", name="conditional_discriminator"):
+    """D(x, y): the label's embedding is drawn as a second 28x28 channel next to the image.
+
+    D must see the label: otherwise a perfect "3" would pass as real even when
+    G was asked for a "7", and G would have no reason to obey the label.
+    """
+    _positive_int("num_classes", num_classes)
+    _positive_int("filters", filters)
+    if norm not in _NORMS:
+        raise ValueError(f"norm must be one of 'batch', 'layer' or None; got {norm!r}.")
+    x = keras.Input(shape=IMAGE_SHAPE, name="image")
+    y = keras.Input(shape=(1,), dtype="int32", name="label")
+    label = LabelCheck(num_classes, name="label_check")([x, y])
+    plane = layers.Embedding(num_classes, 28 * 28, name="label_embedding")(label)
+    plane = layers.Reshape((28, 28, 1))(plane)
+    h = _conv_trunk(layers.Concatenate()([x, plane]), filters, norm)
+    return keras.Model([x, y], layers.Dense(1, name="logit")(h), name=name)

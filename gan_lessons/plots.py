@@ -1,0 +1,170 @@
+"""Figures for the lessons: image grids, loss curves, distributions, interpolations, GIFs.
+
+Every function returns the matplotlib Figure and gives it a title and axis labels.
+"""
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _to_display(images):
+    """(N, H, W, C) in [-1, 1] -> (N, H, W) or (N, H, W, 3) floats in [0, 1]."""
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C); got {x.shape}.")
+    x = np.clip((x + 1.0) / 2.0, 0.0, 1.0)
+    return x[..., 0] if x.shape[-1] == 1 else x
+
+
+def tile(images, rows=None, cols=None, pad=1):
+    """Tile images (N, H, W[, C]) in [-1, 1] into one array in [0, 1] (padding white)."""
+    x = _to_display(images)
+    n = len(x)
+    if cols is None:
+        cols = int(np.ceil(np.sqrt(n))) if rows is None else int(np.ceil(n / rows))
+    if rows is None:
+        rows = int(np.ceil(n / cols))
+    h, w = x.shape[1:3]
+    shape = (rows * (h + pad) + pad, cols * (w + pad) + pad) + x.shape[3:]
+    canvas = np.ones(shape, dtype=np.float32)
+    for i in range(min(n, rows * cols)):
+        r, c = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        canvas[top:top + h, left:left + w] = x[i]
+    return canvas
+
+
+def image_grid(images, title, rows=None, cols=None, row_labels=None, col_labels=None,
+               xlabel=None, ylabel=None, size=None, ax=None):
+    """Show images in a grid with a title; optional labels for rows and columns."""
+    x = np.asarray(images)
+    canvas = tile(x, rows, cols)
+    n = len(x)
+    if cols is None:
+        cols = int(np.ceil(np.sqrt(n))) if rows is None else int(np.ceil(n / rows))
+    if rows is None:
+        rows = int(np.ceil(n / cols))
+    if ax is None:
+        scale = size or max(3.0, min(9.0, 0.55 * cols))
+        fig, ax = plt.subplots(figsize=(scale, scale * rows / cols + 0.6))
+    else:
+        fig = ax.figure
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title)
+    h, w = x.shape[1:3]
+    if row_labels is not None:
+        ax.set_yticks([1 + r * (h + 1) + h / 2 for r in range(rows)])
+        ax.set_yticklabels([str(s) for s in row_labels])
+    else:
+        ax.set_yticks([])
+    if col_labels is not None:
+        ax.set_xticks([1 + c * (w + 1) + w / 2 for c in range(cols)])
+        ax.set_xticklabels([str(s) for s in col_labels])
+    else:
+        ax.set_xticks([])
+    ax.set_xlabel(xlabel if xlabel is not None else f"{cols} columns")
+    ax.set_ylabel(ylabel if ylabel is not None else f"{rows} rows")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_losses(history, keys=None, title="Losses of the two players", xlabel="epoch", ylabel="loss",
+                ax=None):
+    """Plot per-epoch values from a Keras ``History`` or a dict of lists."""
+    values = getattr(history, "history", history)
+    keys = keys or [k for k in values if k.endswith("loss")]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.8))
+    else:
+        fig = ax.figure
+    for key in keys:
+        series = values[key]
+        ax.plot(np.arange(1, len(series) + 1), series, marker="o" if len(series) < 30 else None,
+                label=key)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def scatter_2d(points, title, reference=None, centres=None, ax=None, lim=None):
+    """2-D samples (and optionally the real data and mode centres) as a scatter plot."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    else:
+        fig = ax.figure
+    if reference is not None:
+        ax.scatter(reference[:, 0], reference[:, 1], s=3, alpha=0.25, color="tab:gray", label="real")
+    ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, color="tab:blue", label="generated")
+    if centres is not None:
+        ax.scatter(centres[:, 0], centres[:, 1], s=40, marker="x", color="tab:red", label="mode centres")
+    if lim is not None:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    fig.tight_layout()
+    return fig
+
+
+def save_grid_png(images, path, rows=None, cols=None):
+    """Write a tiled grid of images in [-1, 1] to a PNG file (no axes)."""
+    import imageio.v2 as imageio
+
+    canvas = tile(images, rows, cols)
+    imageio.imwrite(str(path), np.round(canvas * 255).astype(np.uint8))
+    return Path(path)
+
+
+def save_gif(frames, path, duration=0.25, scale=3, labels=None):
+    """Write a GIF from a list of tiled frames (arrays in [0, 1]); returns the path.
+
+    Each frame is enlarged ``scale`` times (nearest neighbour) so digits are visible
+    in a browser; ``labels`` (for example "epoch 3") are drawn in the corner.
+    """
+    import imageio.v2 as imageio
+
+    if not frames:
+        raise ValueError("frames is empty: train for at least one epoch before making a GIF.")
+    out = []
+    for i, frame in enumerate(frames):
+        f = np.asarray(frame, dtype=np.float32)
+        f = np.kron(f, np.ones((scale, scale) + (1,) * (f.ndim - 2), dtype=np.float32))
+        img = np.round(np.clip(f, 0, 1) * 255).astype(np.uint8)
+        if labels is not None:
+            img = _stamp(img, str(labels[i]))
+        out.append(img)
+    # Hold the last frame longer, so the final result can be seen.
+    durations = [duration] * (len(out) - 1) + [max(1.5, duration)]
+    imageio.mimsave(str(path), out, duration=durations, loop=0)
+    return Path(path)
+
+
+def _stamp(img, text):
+    """Draw ``text`` onto a uint8 image with matplotlib's Agg renderer."""
+    fig = plt.figure(figsize=(img.shape[1] / 100, img.shape[0] / 100), dpi=100)
+    fig.figimage(img if img.ndim == 3 else np.stack([img] * 3, -1), resize=False)
+    fig.text(0.01, 0.99, text, color="red", fontsize=8, va="top", ha="left",
+             bbox=dict(facecolor="white", alpha=0.7, pad=1, edgecolor="none"))
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return rgba
+
+
+def show_gif(path):
+    """Display a GIF inline in a notebook (returns an IPython Image)."""
+    from IPython.display import Image
+
+    return Image(filename=str(path))
