@@ -143,3 +143,75 @@ def resume(backup_dir):
     from the next epoch. The backup is deleted when training finishes.
     """
     return keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch", delete_checkpoint=True)
+
+
+def _clock(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Progress(keras.callbacks.Callback):
+    """A one-line progress bar over epochs: losses, elapsed and remaining time.
+
+    In a notebook the line updates in place (so a saved notebook shows the final
+    state, not hundreds of lines); in a terminal it is redrawn with a carriage
+    return. Use with ``fit(..., verbose=0)``.
+
+    Args:
+        keys: which logs to show (default: every log whose name ends in "loss").
+        width: characters of the bar.
+    """
+
+    def __init__(self, keys=None, width=24):
+        super().__init__()
+        self.keys = keys
+        self.width = width
+        self._handle = None
+
+    def _in_notebook(self):
+        try:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+            return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
+        except ImportError:  # pragma: no cover
+            return False
+
+    def _show(self, text, final=False):
+        if self._notebook:
+            from IPython.display import display
+
+            if self._handle is None:
+                self._handle = display({"text/plain": text}, raw=True, display_id=True)
+            else:
+                self._handle.update({"text/plain": text}, raw=True)
+        else:
+            import sys
+
+            sys.stdout.write("\r" + text + ("\n" if final else ""))
+            sys.stdout.flush()
+
+    def on_train_begin(self, logs=None):
+        self._notebook = self._in_notebook()
+        self._handle = None
+        self._start = time.perf_counter()
+        self._epochs = self.params.get("epochs") or 0
+        self._first = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first is None:
+            self._first = epoch  # a resumed run starts after 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        elapsed = time.perf_counter() - self._start
+        ran = done - self._first
+        left = elapsed / max(ran, 1) * (self._epochs - done)
+        filled = int(self.width * done / max(self._epochs, 1))
+        bar = "#" * filled + "." * (self.width - filled)
+        logs = logs or {}
+        keys = self.keys or [k for k in logs if k.endswith("loss")]
+        values = "  ".join(f"{k} {float(logs[k]):.3f}" for k in keys if k in logs)
+        text = (f"epoch {done}/{self._epochs} [{bar}] {values}  "
+                f"{_clock(elapsed)} elapsed, ~{_clock(left)} left")
+        self._show(text, final=done == self._epochs)
