@@ -120,3 +120,13 @@ def setup(seed=0, verbose=True):
     if verbose:
         mode = "QUICK mode (few steps, little data)" if is_quick() else "full mode"
         print(f"{describe_device()} Running in {mode}; seed {seed}.")
+
+
+def run_dir(name, root="runs"):
+    """Folder for a lesson's checkpoints and frames: runs/<name> (runs/quick/<name> in
+    quick mode, so a quick test never resumes a full run or the other way round)."""
+    from pathlib import Path
+
+    path = Path(root) / ("quick" if is_quick() else "") / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
