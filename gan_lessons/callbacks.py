@@ -188,7 +188,10 @@ class Progress(keras.callbacks.Callback):
         else:
             import sys
 
-            sys.stdout.write("\r" + text + ("\n" if final else ""))
+            if sys.stdout.isatty():
+                sys.stdout.write("\r" + text + ("\n" if final else ""))
+            else:  # a log file: one line per epoch
+                sys.stdout.write(text + "\n")
             sys.stdout.flush()
 
     def on_train_begin(self, logs=None):
