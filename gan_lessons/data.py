@@ -66,13 +66,13 @@ def to_uint8(images):
 def _bundled_split(split):
     raw = np.load(bundled_path())
     x, y = raw["x"], raw["y"].astype(np.int64)
-    # The file is ordered by class: a fixed permutation mixes it, then the first
+    # The file is ordered by class: a fixed permutation mixes it, then the last
     # 100 of each class are held out for measuring.
     order = np.random.default_rng(20240601).permutation(len(y))
     x, y = x[order], y[order]
     test_mask = np.zeros(len(y), dtype=bool)
     for digit in range(10):
-        test_mask[np.flatnonzero(y == digit)[:BUNDLED_TEST_PER_CLASS]] = True
+        test_mask[np.flatnonzero(y == digit)[-BUNDLED_TEST_PER_CLASS:]] = True
     if split == "train":
         return x[~test_mask], y[~test_mask]
     if split == "test":

@@ -32,6 +32,9 @@ def quiet_logs():
     logging.getLogger("absl").setLevel(logging.ERROR)
     for module in ("tensorflow", "keras", "absl", "google.protobuf"):
         warnings.filterwarnings("ignore", module=module)
+    # fit() warns that its default shuffle=True is ignored for a tf.data pipeline,
+    # which our pipelines already shuffle.
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 
 
 def import_tensorflow():

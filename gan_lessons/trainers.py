@@ -47,7 +47,10 @@ class GAN(keras.Model):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
-        self.latent_dim = int(generator.input_shape[-1])
+        noise_shape = generator.input_shape
+        if isinstance(noise_shape, list):  # a conditional generator takes [noise, label]
+            noise_shape = noise_shape[0]
+        self.latent_dim = int(noise_shape[-1])
         self.d_steps = _positive_int("d_steps", d_steps)
         if not 0.5 < real_label <= 1.0:
             raise ValueError(f"real_label must be in (0.5, 1]; got {real_label!r}.")
@@ -114,7 +117,6 @@ class ConditionalGAN(GAN):
 
     def __init__(self, generator, discriminator, num_classes=10, matching_aware=False, **kwargs):
         super().__init__(generator, discriminator, **kwargs)
-        self.latent_dim = int(generator.input_shape[0][-1])
         self.num_classes = _positive_int("num_classes", num_classes)
         self.matching_aware = bool(matching_aware)
 
@@ -163,3 +165,349 @@ class ConditionalGAN(GAN):
         self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
         self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
         return {m.name: m.result() for m in self.metrics}
+
+
+class WGAN(keras.Model):
+    """Wasserstein GAN: a critic f estimates W1(p_data, p_G); the generator lowers it.
+
+    The critic is trained to maximise E[f(x)] - E[f(G(z))] over 1-Lipschitz
+    functions f (Kantorovich-Rubinstein duality); at its optimum the gap *is* the
+    earth mover's distance W1, so the estimate is a loss that tracks sample quality.
+    The Lipschitz constraint is kept in one of two ways (give exactly one):
+
+    * ``clip_value=c`` (WGAN, Arjovsky et al. 2017): after every critic step each
+      critic weight is clipped to [-c, c]. Crude: it bounds the Lipschitz constant
+      only loosely and pushes weights to +-c.
+    * ``gp_weight=lambda`` (WGAN-GP, Gulrajani et al. 2017): the critic loss gets
+      lambda * E[(||grad f(x_hat)||_2 - 1)^2] at random points x_hat between real and
+      fake samples. The critic must not use BatchNorm (it mixes the samples of a batch).
+
+    Each training step takes ``n_critic`` critic steps on the batch (fresh noise
+    each time), then one generator step.
+
+    Args:
+        generator: noise (batch, latent_dim) -> samples.
+        critic: samples -> one unbounded score per sample (no sigmoid).
+        n_critic: critic updates per generator update (>= 1; 5 in both papers).
+        clip_value: c for weight clipping (WGAN), or None.
+        gp_weight: lambda for the gradient penalty (WGAN-GP), or None.
+        seed: seed of the noise and of the interpolation points.
+
+    Logged: ``c_loss`` (E[f(G(z))] - E[f(x)], plus the penalty for WGAN-GP),
+    ``g_loss`` (-E[f(G(z))]), ``wasserstein`` (the estimate E[f(x)] - E[f(G(z))]
+    of the critic's last step) and, for WGAN-GP, ``gp``.
+    """
+
+    def __init__(self, generator, critic, n_critic=5, clip_value=None, gp_weight=None, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        if (clip_value is None) == (gp_weight is None):
+            raise ValueError("Give exactly one of clip_value (weight clipping, WGAN) and gp_weight "
+                             f"(gradient penalty, WGAN-GP); got clip_value={clip_value!r}, gp_weight={gp_weight!r}.")
+        for name, value in (("clip_value", clip_value), ("gp_weight", gp_weight)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                raise ValueError(f"{name} must be a positive number; got {value!r}.")
+        self.generator = generator
+        self.critic = critic
+        self.latent_dim = int(generator.input_shape[-1])
+        self.n_critic = _positive_int("n_critic", n_critic)
+        self.clip_value = None if clip_value is None else float(clip_value)
+        self.gp_weight = None if gp_weight is None else float(gp_weight)
+        self.noise_seed = keras.random.SeedGenerator(seed)
+        self.c_loss_tracker = keras.metrics.Mean(name="c_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.wasserstein_tracker = keras.metrics.Mean(name="wasserstein")
+        self.gp_tracker = keras.metrics.Mean(name="gp") if self.gp_weight is not None else None
+        self.built = True
+
+    def call(self, noise, training=False):
+        return self.generator(noise, training=training)
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        """``d_optimizer`` trains the critic (RMSprop for clipping, Adam(beta_1=0) for GP)."""
+        super().compile(optimizer=None, **kwargs)
+        self.d_optimizer = _build_optimizer("d_optimizer", d_optimizer, self.critic.trainable_variables)
+        self.g_optimizer = _build_optimizer("g_optimizer", g_optimizer, self.generator.trainable_variables)
+
+    @property
+    def metrics(self):
+        trackers = [self.c_loss_tracker, self.g_loss_tracker, self.wasserstein_tracker]
+        return trackers + ([self.gp_tracker] if self.gp_tracker is not None else [])
+
+    def sample_noise(self, batch_size):
+        return keras.random.normal((batch_size, self.latent_dim), seed=self.noise_seed)
+
+    def train_step(self, data):
+        real = data[0] if isinstance(data, tuple) else data
+        batch_size = tf.shape(real)[0]
+
+        # 1. n_critic critic steps: widen the gap E[f(x)] - E[f(G(z))].
+        for _ in range(self.n_critic):
+            fake = self.generator(self.sample_noise(batch_size), training=True)
+            with tf.GradientTape() as tape:
+                real_scores = self.critic(real, training=True)
+                fake_scores = self.critic(fake, training=True)
+                c_loss = losses.critic_loss(real_scores, fake_scores)
+                if self.gp_weight is not None:
+                    # A gradient of a gradient: the penalty's own tape sits inside this one.
+                    epsilon = keras.random.uniform((batch_size,), seed=self.noise_seed)
+                    gp = losses.gradient_penalty(self.critic, real, fake, self.gp_weight, epsilon)
+                    c_loss_total = c_loss + gp
+                else:
+                    c_loss_total = c_loss
+            grads = tape.gradient(c_loss_total, self.critic.trainable_variables)
+            self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
+            if self.clip_value is not None:
+                # 2. Weight clipping keeps f in a compact set of functions (K-Lipschitz for some K).
+                for variable in self.critic.trainable_variables:
+                    variable.assign(tf.clip_by_value(variable, -self.clip_value, self.clip_value))
+
+        # 3. One generator step: raise the critic's score on fakes.
+        with tf.GradientTape() as tape:
+            fake_scores_g = self.critic(self.generator(self.sample_noise(batch_size), training=True),
+                                        training=True)
+            g_loss = losses.wasserstein_generator_loss(fake_scores_g)
+        grads = tape.gradient(g_loss, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+
+        # 4. Running means; the Wasserstein estimate is -(critic loss without the penalty).
+        self.c_loss_tracker.update_state(c_loss_total)
+        self.g_loss_tracker.update_state(g_loss)
+        self.wasserstein_tracker.update_state(-c_loss)
+        if self.gp_tracker is not None:
+            self.gp_tracker.update_state(gp)
+        return {m.name: m.result() for m in self.metrics}
+
+
+# --------------------------------------------------------------------- CycleGAN
+
+
+@keras.saving.register_keras_serializable(package="gan_lessons")
+class ImagePool(keras.layers.Layer):
+    """A history of generated images for a CycleGAN discriminator (Shrivastava et al., 2017).
+
+    Calling the pool on a batch of fresh fakes returns a batch of the same size:
+    while the pool is not yet full, each fake is stored and returned as it is; once
+    it is full, each fake, with probability 1/2, swaps places with a randomly chosen
+    stored image (the stored one is returned, the fake stays in the pool), and
+    otherwise is returned as it is. The discriminator thus also sees what the
+    generators made a few hundred steps ago, which keeps it from chasing only the
+    latest fakes and the two players from oscillating.
+
+    Within one batch the swapping images pick distinct stored images (a batch no
+    larger than the pool never takes one stored image twice). ``size=0`` turns the
+    pool off: the batch is returned unchanged.
+    """
+
+    def __init__(self, size=50, image_shape=(28, 28, 1), seed=0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"size must be a non-negative integer; got {size!r}.")
+        self.size = size
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.images = self.add_weight(shape=(max(size, 1),) + self.image_shape, initializer="zeros",
+                                      trainable=False, name="images")
+        self.count = self.add_weight(shape=(), dtype="int32", initializer="zeros", trainable=False,
+                                     name="count")
+        self.built = True
+
+    def call(self, images):
+        images = tf.convert_to_tensor(images, dtype=self.images.dtype)
+        if self.size == 0:
+            return images
+        n = tf.shape(images)[0]
+        count = tf.convert_to_tensor(self.count)
+        pos = tf.range(n)
+        free = self.size - count
+        # 1. While there is room, images fill the empty slots count, count+1, ... and come back as they are.
+        fills = pos < free
+        # 2. The others swap with a stored image, each with probability 1/2. The stored
+        #    images are visited in a random order of the slots filled before this batch.
+        coin = keras.random.uniform((n,), seed=self.seed_generator) < 0.5
+        swaps = tf.logical_and(tf.logical_and(tf.logical_not(fills), coin), count > 0)
+        keys = keras.random.uniform((self.size,), seed=self.seed_generator)
+        keys += 2.0 * tf.cast(tf.range(self.size) >= count, keys.dtype)  # empty slots last
+        order = tf.cast(tf.argsort(keys), tf.int32)
+        rank = tf.math.floormod(pos - tf.maximum(free, 0), tf.maximum(count, 1))
+        swap_slot = tf.gather(order, rank)
+        stored = tf.gather(self.images, swap_slot)
+        out = tf.where(swaps[:, None, None, None], stored, images)
+        # 3. Write the new images into their slots.
+        write = tf.logical_or(fills, swaps)
+        slots = tf.where(fills, count + pos, swap_slot)
+        self.images.assign(tf.tensor_scatter_nd_update(
+            self.images, tf.boolean_mask(slots, write)[:, None], tf.boolean_mask(images, write)))
+        self.count.assign(tf.minimum(count + n, self.size))
+        return out
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "image_shape": self.image_shape, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="gan_lessons")
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """CycleGAN's learning rate: constant, then falling linearly to zero.
+
+    lr(step) = initial_learning_rate while step < constant_fraction * total_steps, then
+    decreases in a straight line to 0 at ``total_steps`` (the paper: 2e-4 for 100
+    epochs, then linearly to 0 over the next 100). With ``total_steps=None`` the
+    schedule is sized by ``CycleGAN.fit`` (epochs x steps per epoch), so it fits any
+    run length; until then it stays at the initial rate.
+    """
+
+    def __init__(self, initial_learning_rate=2e-4, total_steps=None, constant_fraction=0.5):
+        if not initial_learning_rate > 0:
+            raise ValueError(f"initial_learning_rate must be positive; got {initial_learning_rate!r}.")
+        if total_steps is not None and (isinstance(total_steps, bool) or not isinstance(total_steps, int)
+                                        or total_steps <= 0):
+            raise ValueError(f"total_steps must be a positive integer or None; got {total_steps!r}.")
+        if not 0.0 <= constant_fraction < 1.0:
+            raise ValueError(f"constant_fraction must be in [0, 1); got {constant_fraction!r}.")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.constant_fraction = float(constant_fraction)
+        self.auto = total_steps is None
+        # A variable, so that fit() can size the schedule after a train step was traced.
+        self._total = tf.Variable(float(total_steps or 0), trainable=False, dtype=tf.float32)
+
+    @property
+    def total_steps(self):
+        total = int(self._total.numpy())
+        return total or None
+
+    def set_total_steps(self, total_steps):
+        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps <= 0:
+            raise ValueError(f"total_steps must be a positive integer; got {total_steps!r}.")
+        self._total.assign(float(total_steps))
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        total = self._total
+        start = self.constant_fraction * total
+        falling = (total - step) / tf.maximum(total - start, 1.0)
+        rate = self.initial_learning_rate * tf.clip_by_value(falling, 0.0, 1.0)
+        return tf.where(total > 0, rate, self.initial_learning_rate)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "total_steps": self.total_steps,
+                "constant_fraction": self.constant_fraction}
+
+
+class CycleGAN(keras.Model):
+    """Unpaired image-to-image translation (Zhu et al., 2017) with two generators and two
+    discriminators.
+
+    G_ab turns A images into B images and G_ba turns B into A; D_a and D_b are
+    PatchGAN discriminators judging each domain. One training step on an unpaired
+    batch (real_a, real_b):
+
+    1. Generators (one optimizer for both):
+       least-squares GAN loss  (D_b(G_ab(a)) - 1)^2 + (D_a(G_ba(b)) - 1)^2
+       + cycle loss            cycle_weight * (|a - G_ba(G_ab(a))| + |b - G_ab(G_ba(b))|)
+       + identity loss         identity_weight * (|b - G_ab(b)| + |a - G_ba(a)|)
+    2. Discriminators (one optimizer for both), on fakes drawn from an ``ImagePool``:
+       0.5 * [(D(real) - 1)^2 + D(pooled fake)^2] for each of D_a and D_b.
+
+    Args:
+        generator_ab, generator_ba: images -> images (the two translators).
+        discriminator_a, discriminator_b: images -> a grid of patch scores.
+        cycle_weight: lambda of the cycle loss (10 in the paper; 0 removes it).
+        identity_weight: weight of the identity loss (0.5 * lambda = 5 in the paper; 0 removes it).
+        pool_size: images each pool keeps (50 in the paper; 0: no pool).
+        seed: seed of the pools' random choices.
+    """
+
+    def __init__(self, generator_ab, generator_ba, discriminator_a, discriminator_b, cycle_weight=10.0,
+                 identity_weight=5.0, pool_size=50, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        for arg, value in (("cycle_weight", cycle_weight), ("identity_weight", identity_weight)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{arg} must be a non-negative number; got {value!r}.")
+        self.generator_ab = generator_ab
+        self.generator_ba = generator_ba
+        self.discriminator_a = discriminator_a
+        self.discriminator_b = discriminator_b
+        self.cycle_weight = float(cycle_weight)
+        self.identity_weight = float(identity_weight)
+        self.pool_a = ImagePool(pool_size, generator_ba.output_shape[1:], seed=seed, name="pool_a")
+        self.pool_b = ImagePool(pool_size, generator_ab.output_shape[1:], seed=seed + 1, name="pool_b")
+        names = ("g_loss", "adversarial_loss", "cycle_loss", "identity_loss", "d_a_loss", "d_b_loss")
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self.built = True
+
+    @property
+    def generator(self):
+        """G_ab, so callbacks written for one generator (SampleGrid) show A -> B."""
+        return self.generator_ab
+
+    def call(self, images_a, training=False):
+        return self.generator_ab(images_a, training=training)
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        super().compile(optimizer=None, **kwargs)
+        self.g_optimizer = _build_optimizer(
+            "g_optimizer", g_optimizer,
+            self.generator_ab.trainable_variables + self.generator_ba.trainable_variables)
+        self.d_optimizer = _build_optimizer(
+            "d_optimizer", d_optimizer,
+            self.discriminator_a.trainable_variables + self.discriminator_b.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def fit(self, x=None, y=None, epochs=1, **kwargs):
+        """``keras.Model.fit``; first sizes any ``LinearDecay`` left with total_steps=None
+        to the whole run (epochs x steps per epoch)."""
+        steps = kwargs.get("steps_per_epoch")
+        if steps is None and isinstance(x, tf.data.Dataset):
+            steps = int(x.cardinality())
+        for optimizer in (getattr(self, "g_optimizer", None), getattr(self, "d_optimizer", None)):
+            schedule = getattr(optimizer, "_learning_rate", None)
+            if isinstance(schedule, LinearDecay) and schedule.auto:
+                if steps is None or steps <= 0:
+                    raise ValueError("fit needs a dataset of known length (or steps_per_epoch) to size "
+                                     "the LinearDecay learning-rate schedule; give it total_steps instead.")
+                schedule.set_total_steps(int(epochs) * steps)
+        return super().fit(x, y, epochs=epochs, **kwargs)
+
+    def train_step(self, data):
+        real_a, real_b = data
+        g_ab, g_ba, d_a, d_b = self.generator_ab, self.generator_ba, self.discriminator_a, self.discriminator_b
+
+        # 1. Generators: fool both discriminators, come back home, leave target-domain images alone.
+        with tf.GradientTape() as tape:
+            fake_b = g_ab(real_a, training=True)
+            fake_a = g_ba(real_b, training=True)
+            adversarial = (losses.lsgan_generator_loss(d_b(fake_b, training=True))
+                           + losses.lsgan_generator_loss(d_a(fake_a, training=True)))
+            cycle = tf.constant(0.0)
+            if self.cycle_weight:
+                cycle = (losses.cycle_loss(real_a, g_ba(fake_b, training=True), self.cycle_weight)
+                         + losses.cycle_loss(real_b, g_ab(fake_a, training=True), self.cycle_weight))
+            identity = tf.constant(0.0)
+            if self.identity_weight:
+                identity = (losses.identity_loss(real_b, g_ab(real_b, training=True), self.identity_weight)
+                            + losses.identity_loss(real_a, g_ba(real_a, training=True), self.identity_weight))
+            g_loss = adversarial + cycle + identity
+        g_vars = g_ab.trainable_variables + g_ba.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
+
+        # 2. Discriminators: real -> 1, fakes (half of them from the pool of older fakes) -> 0.
+        pooled_a = self.pool_a(fake_a)
+        pooled_b = self.pool_b(fake_b)
+        with tf.GradientTape() as tape:
+            d_a_loss = losses.lsgan_discriminator_loss(d_a(real_a, training=True), d_a(pooled_a, training=True))
+            d_b_loss = losses.lsgan_discriminator_loss(d_b(real_b, training=True), d_b(pooled_b, training=True))
+            d_loss = d_a_loss + d_b_loss
+        d_vars = d_a.trainable_variables + d_b.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
+
+        # 3. Report running means.
+        for name, value in (("g_loss", g_loss), ("adversarial_loss", adversarial), ("cycle_loss", cycle),
+                            ("identity_loss", identity), ("d_a_loss", d_a_loss), ("d_b_loss", d_b_loss)):
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
