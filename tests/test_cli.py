@@ -1,0 +1,136 @@
+"""The command line: contract files, refusing finished runs, resuming, bad input."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import gan_lessons  # noqa: F401
+from gan_lessons.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _run(*args):
+    env = {**os.environ, "GAN_LESSONS_QUICK": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "gan_lessons", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def finished_gan(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "gan"
+    assert main(["train", "gan", "--out", str(out), "--quick", "--epochs", "2"]) == 0
+    return out
+
+
+def test_train_writes_the_contract_files(finished_gan):
+    out = finished_gan
+    for name in ("generator.keras", "samples.png", "history.json", "run.json"):
+        assert (out / name).is_file(), name
+    history = json.loads((out / "history.json").read_text())
+    assert history["epoch"] == [1, 2] and len(history["seconds"]) == 2
+    assert len(history["d_loss"]) == 2 and len(history["g_loss"]) == 2
+    generator = keras.saving.load_model(out / "generator.keras", compile=False)
+    images = np.asarray(generator(np.zeros((3, generator.input_shape[-1]), "float32")))
+    assert images.shape == (3, 28, 28, 1) and images.min() >= -1 and images.max() <= 1
+
+
+def test_a_finished_run_is_refused_and_left_intact(finished_gan, capsys):
+    before = _digest(finished_gan)
+    assert main(["train", "gan", "--out", str(finished_gan), "--quick", "--epochs", "2"]) == 2
+    assert "finished" in capsys.readouterr().err
+    assert _digest(finished_gan) == before
+
+
+def test_bad_input_gives_one_sentence_and_exit_2(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    assert main(["train", "gan", "--out", str(a_file), "--quick"]) == 2
+    assert "is a file" in capsys.readouterr().err and a_file.read_text() == "keep me"
+
+    out = tmp_path / "big-batch"
+    assert main(["train", "gan", "--out", str(out), "--quick", "--batch-size", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch-size" in err and "at most" in err
+    assert not out.exists()
+
+    stranger = tmp_path / "other"
+    stranger.mkdir()
+    (stranger / "data.csv").write_text("1,2")
+    assert main(["train", "gan", "--out", str(stranger), "--quick"]) == 2
+    assert "holds no gan_lessons run" in capsys.readouterr().err
+    assert (stranger / "data.csv").read_text() == "1,2"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "vae", "--out", "x"], "invalid choice"),
+    (["train", "gan", "--out", "x", "--epochs", "0"], "--epochs must be a positive integer"),
+    (["train", "gan", "--out", "x", "--batch-size", "-4"], "--batch-size must be a positive integer"),
+    (["train", "gan", "--out", "x", "--seed", "-1"], "--seed must be a non-negative integer"),
+])
+def test_argument_errors(args, words, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert words in capsys.readouterr().err
+
+
+def test_help_explains_every_option():
+    text = _run("train", "--help").stdout
+    for option in ("--out", "--epochs", "--batch-size", "--seed", "--quick", "MODEL", "dcgan", "cgan"):
+        assert option in text
+
+
+def test_ctrl_c_then_the_same_command_resumes(tmp_path):
+    out = tmp_path / "dcgan"
+    args = [sys.executable, "-m", "gan_lessons", "train", "dcgan", "--out", str(out), "--quick", "--epochs", "40"]
+    env = {**os.environ, "GAN_LESSONS_QUICK": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    history = out / "history.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if history.is_file() and len(json.loads(history.read_text() or "{}").get("epoch", [])) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout
+    assert "run the same command again" in stdout.lower()
+    done = json.loads(history.read_text())["epoch"]
+    assert 2 <= len(done) < 40
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    assert not (out / "generator.keras").exists()
+
+    resumed = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"after epoch {len(done)} of 40" in resumed.stdout
+    final = json.loads(history.read_text())
+    assert final["epoch"] == list(range(1, 41))  # each epoch once: continued, not restarted
+    assert (out / "generator.keras").is_file()
+
+
+def test_evaluate_prints_json(finished_gan):
+    result = _run("evaluate", str(finished_gan), "--n", "200")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout[result.stdout.index("{"):])
+    assert metrics["model"] == "gan"
+    for key in ("fid", "fid_floor", "classes_covered"):
+        assert key in metrics
+
+
+def test_evaluate_refuses_a_folder_without_a_run(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "no run.json" in capsys.readouterr().err
