@@ -1,0 +1,54 @@
+"""Static checks of the committed notebooks (nbval executes them separately)."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+REPOSITORY = re.search(r'^Repository = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+
+
+def _cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def _source(cell):
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def test_there_are_lessons():
+    assert NOTEBOOKS, "no numbered notebooks found in notebooks/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_cell_installs_from_the_one_repository_address(path):
+    first = _source(_cells(path)[0])
+    assert "find_spec(\"gan_lessons\")" in first
+    urls = re.findall(r"https://[^\s\"']+", first)
+    assert urls == [REPOSITORY], f"{path.name} installs from {urls}, pyproject says {REPOSITORY}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_outputs_are_clean_and_small(path):
+    assert path.stat().st_size < 2.5e6, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
+    cells = _cells(path)
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert all(c.get("execution_count") for c in code), f"{path.name} has cells that were not run"
+    for cell in code:
+        for out in cell.get("outputs", []):
+            assert out["output_type"] != "error", f"{path.name}: error output"
+            assert out.get("name") != "stderr", f"{path.name}: stderr output: {_source({'source': out.get('text', '')})[:200]}"
+            text = _source({"source": out.get("text", "")})
+            assert "Warning" not in text and "E0000" not in text, f"{path.name}: {text[:200]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_lesson_starts_with_a_title_and_imports_the_package_first(path):
+    cells = _cells(path)
+    assert cells[1]["cell_type"] == "markdown" and _source(cells[1]).startswith("# Lesson")
+    first_import = next(_source(c) for c in cells[1:] if c["cell_type"] == "code" and "import" in _source(c))
+    lines = [line for line in first_import.splitlines() if line.strip() and not line.startswith("#")]
+    assert lines[0].startswith("import gan_lessons"), "import gan_lessons before TensorFlow"
