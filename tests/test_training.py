@@ -8,6 +8,10 @@ import gan_lessons
 from gan_lessons import callbacks, data, models, trainers
 
 
+def _iters(optimizer):
+    return int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+
 def _small_gan(seed=0, conditional=False):
     gan_lessons.set_seed(seed)
     if conditional:
@@ -61,7 +65,7 @@ def test_interrupted_fit_resumes_with_weights_and_optimizer_state(digits, tmp_pa
     first = _small_gan()
     with pytest.raises(KeyboardInterrupt):
         first.fit(ds, epochs=4, verbose=0, callbacks=[callbacks.resume(tmp_path / "b"), _Interrupt(2)])
-    assert int(first.g_optimizer.iterations) == 2 * steps
+    assert _iters(first.g_optimizer) == 2 * steps
 
     # A new process would build fresh networks: simulate it with a differently seeded model.
     second = _small_gan(seed=99)
@@ -72,15 +76,15 @@ def test_interrupted_fit_resumes_with_weights_and_optimizer_state(digits, tmp_pa
         def on_epoch_begin(self, epoch, logs=None):
             if not epochs_run:
                 restored.append([w.copy() for w in self.model.generator.get_weights()])
-                restored.append(int(self.model.g_optimizer.iterations))
-                restored.append(int(self.model.d_optimizer.iterations))
+                restored.append(_iters(self.model.g_optimizer))
+                restored.append(_iters(self.model.d_optimizer))
             epochs_run.append(epoch)
 
     second.fit(ds, epochs=4, verbose=0, callbacks=[callbacks.resume(tmp_path / "b"), Watch()])
     assert epochs_run == [2, 3]  # continued, not restarted
     assert all(np.array_equal(a, b) for a, b in zip(first.snapshot, restored[0]))
     assert restored[1] == 2 * steps and restored[2] == 2 * steps  # Adam state came back too
-    assert int(second.g_optimizer.iterations) == 4 * steps
+    assert _iters(second.g_optimizer) == 4 * steps
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
 
 
