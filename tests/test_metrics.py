@@ -1,0 +1,181 @@
+"""Tests of gan_lessons.metrics: the classifier cache, FID/KID ordering, label accuracy,
+class coverage, evaluate_generator and FIDMonitor.
+
+They run the quick classifier (a few seconds to train) on the bundled digits, in a
+temporary cache folder.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import gan_lessons  # noqa: F401  (quiet TensorFlow first)
+import keras
+from gan_lessons import metrics, models, trainers, data
+
+N = 300  # samples per set: enough for stable orderings, fast on a CPU
+
+
+@pytest.fixture(scope="module", autouse=True)
+def quick_bundled(tmp_path_factory):
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GAN_LESSONS_QUICK", "1")
+    patch.setenv(metrics.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
+    patch.setattr(metrics, "SOURCE", "bundled")
+    metrics.forget()
+    yield
+    patch.undo()
+    metrics.forget()
+
+
+@pytest.fixture(scope="module")
+def sets():
+    x_train, y_train = data.load_mnist("train", source="bundled", verbose=False)
+    real_a, _ = metrics._balanced(x_train, y_train, N)
+    real_b, labels_b = metrics.reference_digits(N)
+    one_class = x_train[y_train == 1][:N]
+    noise = np.random.default_rng(0).uniform(-1, 1, size=real_b.shape).astype(np.float32)
+    return {"train": real_a, "test": real_b, "test_labels": labels_b, "ones": one_class, "noise": noise}
+
+
+def test_classifier_is_cached_and_leaves_random_state_alone(capsys):
+    # First load trains (empty cache folder), the second loads: both print one line,
+    # and the caller's numpy stream afterwards is the same either way.
+    metrics.forget()
+    np.random.seed(5)
+    metrics.load_classifier()
+    after_training = np.random.rand()
+    first = capsys.readouterr().out
+    metrics.forget()
+    np.random.seed(5)
+    metrics.load_classifier()
+    after_loading = np.random.rand()
+    second = capsys.readouterr().out
+    assert first.startswith("Trained the MNIST classifier") and "accuracy" in first
+    assert second.startswith("Loaded the cached MNIST classifier")
+    assert first.count("\n") == second.count("\n") == 1
+    assert after_training == after_loading
+    assert len(list(metrics.cache_dir().glob("*.keras"))) == 1
+
+
+def test_features_have_the_documented_shape(sets):
+    f = metrics.features(sets["test"][:7])
+    assert f.shape == (7, metrics.FEATURE_DIM)
+    assert np.all(np.isfinite(f))
+
+
+def test_frechet_distance_matches_closed_forms():
+    # 1-D Gaussians: (m1 - m2)^2 + (s1 - s2)^2.
+    d = metrics.frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([3.0]), np.array([[1.0]]))
+    assert d == pytest.approx((1 - 3) ** 2 + (2 - 1) ** 2)
+    # Non-commuting covariances: Tr((A B)^1/2) is the sum of sqrt(eigenvalues of A B).
+    rng = np.random.default_rng(1)
+    m_a, m_b = rng.normal(size=(5, 5)), rng.normal(size=(5, 5))
+    cov_a, cov_b = m_a @ m_a.T, m_b @ m_b.T
+    cross = np.sum(np.sqrt(np.linalg.eigvals(cov_a @ cov_b).real.clip(0)))
+    expected = np.trace(cov_a) + np.trace(cov_b) - 2 * cross
+    zero = np.zeros(5)
+    assert metrics.frechet_distance(zero, cov_a, zero, cov_b) == pytest.approx(expected, rel=1e-6)
+    assert metrics.frechet_distance(zero, cov_a, zero, cov_a) == pytest.approx(0, abs=1e-6)
+
+
+def test_fid_orders_self_real_one_class_noise(sets):
+    self_fid = metrics.fid(sets["test"], sets["test"])
+    real = metrics.fid(sets["train"], sets["test"])
+    one_class = metrics.fid(sets["ones"], sets["test"])
+    noise = metrics.fid(sets["noise"], sets["test"])
+    assert self_fid == pytest.approx(0, abs=1e-6 * noise)
+    assert real < 0.05 * noise  # real vs real is small on the scale
+    assert one_class > 10 * real  # a collapsed "generator" is far worse
+    assert noise > one_class  # and noise is the worst
+
+
+def test_kid_orders_real_one_class_noise(sets):
+    real = metrics.kid(sets["train"], sets["test"], subsets=5, subset_size=200)
+    one_class = metrics.kid(sets["ones"], sets["test"], subsets=5, subset_size=200)
+    noise = metrics.kid(sets["noise"], sets["test"], subsets=5, subset_size=200)
+    assert abs(real) < 0.05 * noise
+    assert one_class > 10 * abs(real)
+    assert noise > one_class
+
+
+def test_scale_and_floor():
+    s = metrics.scale(n=N)
+    assert s["real_vs_real"] == metrics.fid_floor(N) > 0
+    assert s["real_vs_real"] < s["one_class_vs_real"] < s["noise_vs_real"]
+
+
+def test_label_accuracy_of_real_digits_is_high(sets):
+    assert metrics.label_accuracy(sets["test"], sets["test_labels"]) > 0.9
+    wrong = (sets["test_labels"] + 1) % 10
+    assert metrics.label_accuracy(sets["test"], wrong) < 0.1
+
+
+def test_class_coverage(sets):
+    ones = metrics.class_coverage(sets["ones"])
+    real = metrics.class_coverage(sets["test"])
+    assert ones["classes_covered"] == 1
+    assert ones["entropy"] < 0.5
+    assert real["classes_covered"] == 10
+    assert real["entropy"] > 0.95 * math.log(10)
+    assert sum(real["histogram"]) == N
+
+
+def _lookup_generator(images, labels):
+    """A 'conditional generator' that returns one fixed real digit per label."""
+    picks = np.stack([images[np.flatnonzero(labels == c)[0]] for c in range(10)])
+    noise = keras.Input((8,), name="noise")
+    label = keras.Input((1,), dtype="int32", name="label")
+    table = keras.layers.Embedding(10, 28 * 28, weights=[picks.reshape(10, -1)])(label)
+    image = keras.layers.Reshape((28, 28, 1))(table)
+    return keras.Model([noise, label], image), picks
+
+
+def test_evaluate_generator_conditional(sets):
+    generator, picks = _lookup_generator(sets["train"], metrics._balanced(
+        *data.load_mnist("train", source="bundled", verbose=False), N)[1])
+    expected = np.mean(metrics.classify(picks) == np.arange(10))
+    result = metrics.evaluate_generator(generator, n=200, seed=0)
+    json.dumps(result)
+    assert result["n"] == 200
+    assert result["label_accuracy"] == pytest.approx(expected)
+    assert result["classes_covered"] >= 9
+    assert result["fid_ratio"] == pytest.approx(result["fid"] / result["fid_floor"])
+    assert result["fid_ratio"] > 3  # ten images repeated are far from real variety
+
+
+def test_evaluate_generator_unconditional_noise_is_bad():
+    noise = keras.Input((16,))
+    image = keras.layers.Reshape((28, 28, 1))(keras.layers.Dense(28 * 28, activation="tanh")(noise))
+    result = metrics.evaluate_generator(keras.Model(noise, image), n=200)
+    assert "label_accuracy" not in result
+    assert set(result) == {"fid", "kid", "fid_floor", "fid_ratio", "classes_covered", "class_entropy", "n"}
+    assert result["fid_ratio"] > 20
+    json.dumps(result)
+
+
+def test_fid_monitor_records_each_epoch():
+    x, _ = data.load_mnist("train", source="bundled", limit=128, verbose=False)
+    gan = trainers.GAN(models.dcgan_generator(latent_dim=16, filters=8),
+                       models.dcgan_discriminator(filters=8))
+    gan.compile(keras.optimizers.Adam(2e-4), keras.optimizers.Adam(2e-4))
+    monitor = metrics.FIDMonitor(every=1, n=50, log=True)
+    history = gan.fit(data.make_dataset(x, batch_size=64), epochs=2, verbose=0, callbacks=[monitor])
+    assert monitor.history["epoch"] == [1, 2]
+    assert all(np.isfinite(monitor.history["fid"]))
+    assert history.history["fid"] == pytest.approx(monitor.history["fid"])
+    # The fixed noise makes a measurement repeatable.
+    assert monitor.measure() == pytest.approx(monitor.history["fid"][-1], rel=1e-5)
+
+
+def test_bad_arguments_raise_clear_errors(sets):
+    with pytest.raises(ValueError, match="images_a"):
+        metrics.fid(np.zeros((5, 32, 32, 3)), sets["test"])
+    with pytest.raises(ValueError, match="min_share"):
+        metrics.class_coverage(sets["test"], min_share=0)
+    with pytest.raises(ValueError, match="labels"):
+        metrics.label_accuracy(sets["test"], sets["test_labels"][:3])
+    with pytest.raises(ValueError, match="every"):
+        metrics.FIDMonitor(every=0)
