@@ -68,10 +68,17 @@ class SampleGrid(keras.callbacks.Callback):
             display(fig)
             plt.close(fig)
 
-    def save_gif(self, path, duration=0.25):
-        """Write the frames collected so far to a GIF labelled with epoch numbers."""
+    def save_gif(self, path, duration=0.25, every=1, scale=3):
+        """Write the frames collected so far to a GIF labelled with epoch numbers.
+
+        ``every`` keeps every n-th frame (the last one always), which keeps the GIF
+        of a long run small enough to embed in a notebook; ``scale`` enlarges pixels.
+        """
+        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
+            raise ValueError(f"every must be a positive integer; got {every!r}.")
         frames = sorted(self.frames, key=lambda f: f[0])
-        return plots.save_gif([f[1] for f in frames], path, duration=duration,
+        frames = [f for i, f in enumerate(frames) if i % every == 0 or i == len(frames) - 1]
+        return plots.save_gif([f[1] for f in frames], path, duration=duration, scale=scale,
                               labels=[f"epoch {f[0]}" for f in frames])
 
 

@@ -181,3 +181,114 @@ def conditional_discriminator(num_classes=10, filters=64, norm="batch", name="co
     plane = layers.Reshape((28, 28, 1))(plane)
     h = _conv_trunk(layers.Concatenate()([x, plane]), filters, norm)
     return keras.Model([x, y], layers.Dense(1, name="logit")(h), name=name)
+
+
+# --------------------------------------------------------------------- CycleGAN
+
+
+def _instance_norm():
+    """Instance normalisation: each image's channels are normalised on their own.
+
+    ``GroupNormalization(groups=-1)`` puts every channel in its own group, which is
+    exactly instance norm (with a learned scale and shift per channel).
+    """
+    return layers.GroupNormalization(groups=-1, epsilon=1e-5)
+
+
+def _translation_shape(image_shape):
+    shape = _image_shape(image_shape)
+    if shape[0] % 4 or shape[1] % 4:
+        raise ValueError(f"image_shape must have a height and width divisible by 4 (two halvings); got {image_shape!r}.")
+    return shape
+
+
+def resnet_generator(image_shape=IMAGE_SHAPE, filters=32, residual_blocks=3, out_channels=None,
+                     name="generator"):
+    """CycleGAN's ResNet generator: an image in [-1, 1] -> an image in [-1, 1] of the same size.
+
+    Shapes for 28x28 digits and f = ``filters``:
+    (28, 28, C) -7x7-> (28, 28, f) -s2-> (14, 14, 2f) -s2-> (7, 7, 4f)
+    -> ``residual_blocks`` x [3x3 conv, IN, ReLU, 3x3 conv, IN, + input] at (7, 7, 4f)
+    -> transposed s2 -> (14, 14, 2f) -> transposed s2 -> (28, 28, f) -7x7, tanh-> (28, 28, out_channels).
+    Every convolution except the last is followed by instance normalisation and ReLU.
+    The residual blocks change the image's style while the skips carry its content.
+    """
+    image_shape = _translation_shape(image_shape)
+    _positive_int("filters", filters)
+    if isinstance(residual_blocks, bool) or not isinstance(residual_blocks, int) or residual_blocks < 0:
+        raise ValueError(f"residual_blocks must be a non-negative integer; got {residual_blocks!r}.")
+    out_channels = image_shape[-1] if out_channels is None else _positive_int("out_channels", out_channels)
+
+    def conv_block(h, units, kernel, strides=1, transpose=False):
+        conv = layers.Conv2DTranspose if transpose else layers.Conv2D
+        h = conv(units, kernel, strides=strides, padding="same", use_bias=False)(h)
+        h = _instance_norm()(h)
+        return layers.ReLU()(h)
+
+    x = keras.Input(shape=image_shape, name="image")
+    h = conv_block(x, filters, 7)
+    h = conv_block(h, 2 * filters, 3, strides=2)
+    h = conv_block(h, 4 * filters, 3, strides=2)
+    for _ in range(residual_blocks):
+        r = conv_block(h, 4 * filters, 3)
+        r = layers.Conv2D(4 * filters, 3, padding="same", use_bias=False)(r)
+        r = _instance_norm()(r)
+        h = layers.Add()([h, r])
+    h = conv_block(h, 2 * filters, 3, strides=2, transpose=True)
+    h = conv_block(h, filters, 3, strides=2, transpose=True)
+    y = layers.Conv2D(out_channels, 7, padding="same", activation="tanh", name="translated")(h)
+    return keras.Model(x, y, name=name)
+
+
+def patchgan_discriminator(image_shape=IMAGE_SHAPE, filters=32, name="patch_discriminator"):
+    """PatchGAN discriminator: a grid of scores, each judging one patch of the image.
+
+    (28, 28, C) -4x4 s2, LeakyReLU-> (14, 14, f) -4x4 s2, IN, LeakyReLU-> (7, 7, 2f)
+    -3x3 s1-> (7, 7, 1).
+    Each of the 7x7 scores sees an 18x18 window (its receptive field) around its 4x4
+    cell, so it judges local strokes and texture, not the whole digit; the windows
+    overlap, and the loss averages over all of them. Scores are unbounded: the
+    least-squares GAN loss pushes them towards 1 (real) or 0 (fake).
+    """
+    image_shape = _translation_shape(image_shape)
+    _positive_int("filters", filters)
+    x = keras.Input(shape=image_shape, name="image")
+    h = layers.Conv2D(filters, 4, strides=2, padding="same")(x)
+    h = layers.LeakyReLU(0.2)(h)
+    h = layers.Conv2D(2 * filters, 4, strides=2, padding="same", use_bias=False)(h)
+    h = _instance_norm()(h)
+    h = layers.LeakyReLU(0.2)(h)
+    scores = layers.Conv2D(1, 3, strides=1, padding="same", name="patch_scores")(h)
+    return keras.Model(x, scores, name=name)
+
+
+# ------------------------------------------------------------------ 2-D toy data
+
+
+def toy_generator(latent_dim=2, hidden_units=(128, 128, 128), output_dim=2, name="toy_generator"):
+    """A small ReLU MLP from noise (batch, latent_dim) to points (batch, output_dim).
+
+    No BatchNorm and a linear output: toy points are not bounded like pixels.
+    """
+    _positive_int("latent_dim", latent_dim)
+    _positive_int("output_dim", output_dim)
+    hidden_units = _units("hidden_units", hidden_units)
+    z = keras.Input(shape=(latent_dim,), name="noise")
+    h = z
+    for units in hidden_units:
+        h = layers.Dense(units, activation="relu")(h)
+    return keras.Model(z, layers.Dense(output_dim, name="point")(h), name=name)
+
+
+def toy_critic(hidden_units=(128, 128, 128), input_dim=2, name="toy_critic"):
+    """A small ReLU MLP from points (batch, input_dim) to one unbounded score.
+
+    Serves as a GAN discriminator (the score is a logit) and as a WGAN critic.
+    """
+    _positive_int("input_dim", input_dim)
+    hidden_units = _units("hidden_units", hidden_units)
+    x = keras.Input(shape=(input_dim,), name="point")
+    h = x
+    for units in hidden_units:
+        h = layers.Dense(units, activation="relu")(h)
+    return keras.Model(x, layers.Dense(1, name="score")(h), name=name)

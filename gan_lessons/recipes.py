@@ -128,3 +128,138 @@ class CGANRecipe(Recipe):
         noise = np.random.default_rng(seed + 1).standard_normal((n, self.latent_dim)).astype("float32")
         labels = (np.arange(n) // max(n // 10, 1)).clip(0, 9).astype("int32")
         return [noise, labels]
+
+
+@register
+class WGANRecipe(Recipe):
+    """Lesson 04's WGAN with weight clipping: the settings of Arjovsky et al. (2017)."""
+
+    name = "wgan"
+    help = "the weight-clipped WGAN of lesson 04 (RMSprop 5e-5, clip 0.01, n_critic 5)"
+    epochs = 40
+    batch_size = 64
+    filters = 32
+    n_critic = 5
+    monitor_keys = ("c_loss", "g_loss", "wasserstein")
+
+    def build(self, seed):
+        wgan = trainers.WGAN(models.dcgan_generator(self.latent_dim, self.filters), models.critic(self.filters),
+                             n_critic=self.n_critic, clip_value=0.01, seed=seed)
+        wgan.compile(keras.optimizers.RMSprop(5e-5), keras.optimizers.RMSprop(5e-5))
+        return wgan
+
+
+@register
+class WGANGPRecipe(Recipe):
+    """Lesson 04's WGAN-GP: Adam(beta_1=0, beta_2=0.9), lambda = 10, a critic without BatchNorm."""
+
+    name = "wgan-gp"
+    help = "the WGAN with gradient penalty of lesson 04 (Adam, lambda 10, n_critic 5)"
+    epochs = 100
+    batch_size = 32
+    filters = 32
+    n_critic = 5
+    learning_rate = 1e-4
+    monitor_keys = ("c_loss", "g_loss", "wasserstein", "gp")
+
+    def build(self, seed):
+        wgan = trainers.WGAN(models.dcgan_generator(self.latent_dim, self.filters), models.critic(self.filters),
+                             n_critic=self.n_critic, gp_weight=10.0, seed=seed)
+        wgan.compile(_adam(self.learning_rate, beta_1=0.0, beta_2=0.9),
+                     _adam(self.learning_rate, beta_1=0.0, beta_2=0.9))
+        return wgan
+
+
+@register
+class CycleGANRecipe(Recipe):
+    """Lesson 05's CycleGAN: A = plain MNIST digits, B = the same kind of digit drawn by
+    ``domains.style`` (hollow, outlined, with a drop shadow), from disjoint source digits.
+
+    Writes generator_ab.keras (A -> B), generator_ba.keras (B -> A), both mapping
+    (batch, 28, 28, 1) in [-1, 1] to the same shape, and test_domains.npz (held-out
+    A and B digits with their classes, from the test split, never trained on).
+    """
+
+    name = "cyclegan"
+    help = "the CycleGAN of lesson 05 (plain digits <-> outlined digits; two generators)"
+    epochs = 12
+    batch_size = 32
+    quick_epochs = 1
+    quick_limit = 256
+    train_limit = 4000
+    test_limit = 1000
+    filters = 16
+    residual_blocks = 2
+    d_filters = 32
+    learning_rate = 2e-4
+    output_files = ("generator_ab.keras", "generator_ba.keras", "test_domains.npz")
+    monitor_keys = ("g_loss", "cycle_loss", "d_a_loss", "d_b_loss")
+
+    def load_data(self, quick):
+        from gan_lessons import domains
+
+        return domains.load_digit_domains("train", limit=self.quick_limit if quick else self.train_limit), None
+
+    def test_domains(self, quick=False, verbose=False):
+        from gan_lessons import domains
+
+        return domains.load_digit_domains("test", limit=self.quick_limit if quick else self.test_limit,
+                                          verbose=verbose)
+
+    def make_dataset(self, x, y, batch_size, seed):
+        from gan_lessons import domains
+
+        return domains.make_unpaired_dataset(x, batch_size=batch_size, seed=seed)
+
+    def prepare(self, out_dir, x, y, seed):
+        from gan_lessons import domains, runtime
+
+        domains.save_domains(self.test_domains(runtime.is_quick()), Path(out_dir) / "test_domains.npz")
+
+    def build(self, seed):
+        def generator(name):
+            return models.resnet_generator(filters=self.filters, residual_blocks=self.residual_blocks, name=name)
+
+        def discriminator(name):
+            return models.patchgan_discriminator(filters=self.d_filters, name=name)
+
+        gan = trainers.CycleGAN(generator("generator_ab"), generator("generator_ba"),
+                                discriminator("discriminator_a"), discriminator("discriminator_b"),
+                                cycle_weight=10.0, identity_weight=5.0, pool_size=50, seed=seed)
+        # LinearDecay with no total: CycleGAN.fit sizes it to the run (constant, then down to 0).
+        gan.compile(_adam(trainers.LinearDecay(self.learning_rate)), _adam(trainers.LinearDecay(self.learning_rate)))
+        return gan
+
+    def sample_inputs(self, trainer, seed, n=100):
+        from gan_lessons import runtime
+
+        test = self.test_domains(runtime.is_quick())
+        return test.a[:10], test.b[:10]
+
+    def sample_images(self, trainer, inputs):
+        """One row per example: A, A->B, A->B->A, true style(A), B, B->A, B->A->B (10 rows x 7)."""
+        from gan_lessons import domains
+
+        a, b = inputs
+        fake_b = np.asarray(trainer.generator_ab(a, training=False))
+        fake_a = np.asarray(trainer.generator_ba(b, training=False))
+        columns = [a, fake_b, np.asarray(trainer.generator_ba(fake_b, training=False)), domains.style(a),
+                   b, fake_a, np.asarray(trainer.generator_ab(fake_a, training=False))]
+        return np.stack(columns, axis=1).reshape((-1,) + a.shape[1:])
+
+    def save(self, trainer, out_dir):
+        trainer.generator_ab.save(Path(out_dir) / "generator_ab.keras")
+        trainer.generator_ba.save(Path(out_dir) / "generator_ba.keras")
+
+    def evaluate(self, out_dir, n=1000, seed=0):
+        """Class kept B->A and A->B->A, cycle errors and the error against the true style,
+        on the held-out domains saved with the run (at most ``n`` images of each)."""
+        from gan_lessons import domains
+
+        out_dir = Path(out_dir)
+        g_ab = keras.saving.load_model(out_dir / "generator_ab.keras", compile=False)
+        g_ba = keras.saving.load_model(out_dir / "generator_ba.keras", compile=False)
+        test = domains.read_domains(out_dir / "test_domains.npz")
+        test = domains.UnpairedDomains(a=test.a[:n], b=test.b[:n], a_labels=test.a_labels[:n],
+                                       b_labels=test.b_labels[:n])
+        return {"n_a": len(test.a), "n_b": len(test.b), **domains.translation_report(g_ab, g_ba, test)}
