@@ -164,7 +164,8 @@ def test_cli_exits_1_with_the_message_when_losses_become_nan(tmp_path, monkeypat
         return x, np.zeros(128, dtype="int64")
 
     monkeypatch.setattr(recipe, "load_data", nan_digits)
-    monkeypatch.setattr(recipe, "filters", 4)
+    monkeypatch.setattr(recipe, "g_filters", 4)
+    monkeypatch.setattr(recipe, "c_filters", 4)
     code = cli.main(["train", "wgan-gp", "--out", str(tmp_path / "run"), "--quick", "--epochs", "1",
                      "--batch-size", "64"])
     out = capsys.readouterr().out
@@ -190,7 +191,7 @@ def test_wgan_recipes_follow_the_generator_contract(name, constraint):
     assert set(recipe.monitor_keys) <= {m.name for m in trainer.metrics}
     if name == "wgan-gp":
         assert not any("batch_normalization" in layer.name for layer in trainer.critic.layers)
-        assert trainer.d_optimizer.beta_1 == 0.0 and trainer.d_optimizer.beta_2 == 0.9
+        assert trainer.d_optimizer.beta_2 == 0.9 and trainer.gp_weight == 10.0
 
 
 # -------------------------------------------------------------------- toy measure
