@@ -147,7 +147,8 @@ def save_gif(frames, path, duration=0.25, scale=3, labels=None):
         out.append(img)
     # Hold the last frame longer, so the final result can be seen.
     durations = [duration] * (len(out) - 1) + [max(1.5, duration)]
-    imageio.mimsave(str(path), out, duration=durations, loop=0)
+    # imageio wants a plain number for a one-frame GIF.
+    imageio.mimsave(str(path), out, duration=durations if len(out) > 1 else durations[0], loop=0)
     return Path(path)
 
 

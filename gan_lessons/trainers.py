@@ -140,14 +140,15 @@ class ConditionalGAN(GAN):
             with tf.GradientTape() as tape:
                 real_logits = self.discriminator([real, labels], training=True)
                 fake_logits = self.discriminator([fake, fake_labels], training=True)
-                d_loss = losses.discriminator_loss(real_logits, fake_logits, self.real_label)
-                if self.matching_aware:
+                if not self.matching_aware:
+                    d_loss = losses.discriminator_loss(real_logits, fake_logits, self.real_label)
+                else:
+                    # A wrong label: the true one shifted by 1..num_classes-1 (never right by chance).
                     shift = keras.random.randint((batch_size,), 1, self.num_classes, seed=self.noise_seed)
-                    wrong = (labels + shift) % self.num_classes
-                    wrong_logits = self.discriminator([real, wrong], training=True)
-                    # Fakes and mismatched pairs share the "fake" half of the loss.
-                    d_loss = losses.discriminator_loss(real_logits, fake_logits, self.real_label) * 0.5 + \
-                        losses.discriminator_loss(real_logits, wrong_logits, self.real_label) * 0.5
+                    wrong_logits = self.discriminator([real, (labels + shift) % self.num_classes], training=True)
+                    # Fakes and mismatched real pairs share the "fake" half of the loss equally.
+                    d_loss = 0.5 * (losses.discriminator_loss(real_logits, fake_logits, self.real_label)
+                                    + losses.discriminator_loss(real_logits, wrong_logits, self.real_label))
             grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
