@@ -442,9 +442,10 @@ class FIDMonitor(keras.callbacks.Callback):
 
     The noise (and labels, for a conditional generator) is drawn once, so the curve
     shows the generator changing, not the noise. Values are kept in
-    ``self.history = {"epoch": [...], "fid": [...]}``; with ``log=True`` they are also
-    written into the epoch's logs as "fid" (put this callback before ones that read
-    the logs, and use every=1 so every epoch has a value).
+    ``self.history = {"epoch": [...], "fid": [...]}`` (plus "label_accuracy" for a
+    conditional generator, asked for each digit in turn); with ``log=True`` they are
+    also written into the epoch's logs (put this callback before ones that read the
+    logs, and use every=1 so every epoch has a value).
 
     Args:
         every: measure every this many epochs (and always after the last one).
@@ -462,25 +463,34 @@ class FIDMonitor(keras.callbacks.Callback):
         self.log = bool(log)
         self.history = {"epoch": [], "fid": []}
         self._inputs = None
+        self._labels = None
 
     def on_train_begin(self, logs=None):
         load_classifier()
         reference, _ = reference_digits(self.n)
         self._reference_stats = _stats(features(reference))
-        self._inputs, _ = generator_inputs(self.model.generator, self.n, self.seed)
+        self._inputs, self._labels = generator_inputs(self.model.generator, self.n, self.seed)
+        if self._labels is not None:
+            self.history.setdefault("label_accuracy", [])
 
     def measure(self):
+        """FID of the generator now (and its label accuracy when conditional)."""
         images = generate(self.model.generator, self._inputs)
-        return frechet_distance(*_stats(features(images)), *self._reference_stats)
+        value = frechet_distance(*_stats(features(images)), *self._reference_stats)
+        if self._labels is None:
+            return value
+        return value, label_accuracy(images, self._labels)
 
     def on_epoch_end(self, epoch, logs=None):
         last = self.params.get("epochs") == epoch + 1
         if (epoch + 1) % self.every and not last:
             return
-        value = self.measure()
+        measured = self.measure()
+        values = {"fid": measured} if self._labels is None else dict(zip(("fid", "label_accuracy"), measured))
         keep = [i for i, e in enumerate(self.history["epoch"]) if e < epoch + 1]
         self.history = {k: [v[i] for i in keep] for k, v in self.history.items()}
         self.history["epoch"].append(epoch + 1)
-        self.history["fid"].append(value)
-        if self.log and logs is not None:
-            logs["fid"] = value
+        for key, value in values.items():
+            self.history[key].append(value)
+            if self.log and logs is not None:
+                logs[key] = value

@@ -170,6 +170,19 @@ def test_fid_monitor_records_each_epoch():
     assert monitor.measure() == pytest.approx(monitor.history["fid"][-1], rel=1e-5)
 
 
+def test_fid_monitor_measures_label_accuracy_of_a_conditional_generator(sets):
+    _, labels = metrics._balanced(*data.load_mnist("train", source="bundled", verbose=False), N)
+    generator, picks = _lookup_generator(sets["train"], labels)
+    expected = np.mean(metrics.classify(picks) == np.arange(10))
+    monitor = metrics.FIDMonitor(n=50)
+    monitor.set_model(type("Trainer", (), {"generator": generator})())
+    monitor.set_params({"epochs": 1})
+    monitor.on_train_begin()
+    monitor.on_epoch_end(0, {})
+    assert monitor.history["epoch"] == [1]
+    assert monitor.history["label_accuracy"] == [pytest.approx(expected)]
+
+
 def test_bad_arguments_raise_clear_errors(sets):
     with pytest.raises(ValueError, match="images_a"):
         metrics.fid(np.zeros((5, 32, 32, 3)), sets["test"])
