@@ -195,7 +195,7 @@ class CycleGANRecipe(Recipe):
 
     name = "cyclegan"
     help = "the CycleGAN of lesson 05 (plain digits <-> outlined digits; two generators)"
-    epochs = 16
+    epochs = 10
     batch_size = 32
     quick_epochs = 1
     quick_limit = 256
