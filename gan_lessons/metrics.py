@@ -370,7 +370,7 @@ def class_coverage(images, min_share=MIN_SHARE):
     nonzero = p[p > 0]
     return {
         "classes_covered": int(np.sum(p >= min_share)),
-        "entropy": float(-(nonzero * np.log(nonzero)).sum()),
+        "entropy": float(-(nonzero * np.log(nonzero)).sum()) + 0.0,  # + 0.0 turns -0.0 into 0.0
         "histogram": counts.tolist(),
     }
 
