@@ -24,30 +24,28 @@ class UsageError(Exception):
     """Bad input: printed as one sentence, exit code 2."""
 
 
-def _positive(name):
+def _integer(name, minimum):
+    """argparse type: an integer of at least ``minimum``, with a message naming the option."""
+    kind = "a positive integer" if minimum == 1 else "a non-negative integer"
+
     def parse(text):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer; got {text!r}.")
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer; got {value}.")
+            raise argparse.ArgumentTypeError(f"{name} must be {kind}; got {text!r}.")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be {kind}; got {value}.")
         return value
 
     return parse
+
+
+def _positive(name):
+    return _integer(name, 1)
 
 
 def _non_negative(name):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a non-negative integer; got {text!r}.")
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a non-negative integer; got {value}.")
-        return value
-
-    return parse
+    return _integer(name, 0)
 
 
 def build_parser(model_names, model_help):
