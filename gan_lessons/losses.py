@@ -41,6 +41,23 @@ def value_function(real_logits, fake_logits):
     return -discriminator_loss(real_logits, fake_logits)
 
 
+def r1_penalty(discriminator, real, weight=10.0):
+    """R1 regulariser (Mescheder et al., 2018): weight / 2 * E[||grad_x D(x)||^2] on real images.
+
+    It penalises the discriminator's slope at the data, so D cannot grow sharp
+    cliffs around the real images that throw the generator's gradients about.
+    ``discriminator`` returns logits; the gradient is taken of the logit.
+    """
+    real = tf.convert_to_tensor(real)
+    with tf.GradientTape() as tape:
+        tape.watch(real)
+        logits = discriminator(real, training=True)
+        total = tf.reduce_sum(logits)
+    grads = tape.gradient(total, real)
+    squares = tf.reduce_sum(tf.reshape(grads, [tf.shape(real)[0], -1]) ** 2, axis=1)
+    return 0.5 * weight * tf.reduce_mean(squares)
+
+
 # ------------------------------------------------------------------ Wasserstein
 
 

@@ -77,7 +77,10 @@ def mlp_discriminator(hidden_units=(512, 256), image_shape=IMAGE_SHAPE, dropout=
 
 
 def _dcgan_trunk(h, filters):
-    """7x7 -> 14x14 -> 28x28 with transposed convolutions (shared by G and conditional G)."""
+    """The conditional generator's trunk: Dense to 7x7, then two transposed convolutions.
+
+    (inputs) -> (7, 7, 2f) -> (14, 14, f) -> (28, 28, 1), BatchNorm and ReLU inside.
+    """
     h = layers.Dense(7 * 7 * 2 * filters, use_bias=False)(h)
     h = layers.BatchNormalization()(h)
     h = layers.ReLU()(h)
@@ -88,16 +91,31 @@ def _dcgan_trunk(h, filters):
     return layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh", name="image")(h)
 
 
-def dcgan_generator(latent_dim=64, filters=64, name="generator"):
-    """DCGAN generator: Dense to 7x7x(2*filters), two stride-2 transposed convolutions.
+def _bn_relu(h):
+    h = layers.BatchNormalization()(h)
+    return layers.ReLU()(h)
 
-    Shapes: (latent_dim,) -> (7, 7, 2f) -> (14, 14, f) -> (28, 28, 1).
-    BatchNorm and ReLU inside, tanh at the output.
+
+def dcgan_generator(latent_dim=64, filters=64, name="generator"):
+    """DCGAN generator: project z to 7x7 feature maps, refine, and upsample twice to 28x28.
+
+    Shapes (f = ``filters``):
+    (latent_dim,) -dense-> (7, 7, 2f) -3x3 conv-> (7, 7, 2f) -5x5 transposed, stride 2->
+    (14, 14, f) -5x5 transposed, stride 2-> (28, 28, f/2) -3x3 conv, tanh-> (28, 28, 1).
+    BatchNorm and ReLU after every hidden layer, tanh at the output. The stride-1
+    convolutions at 7x7 and at 28x28 give the generator room to shape strokes before
+    and after the upsampling, which the two-layer version lacks.
     """
     _positive_int("latent_dim", latent_dim)
     _positive_int("filters", filters)
     z = keras.Input(shape=(latent_dim,), name="noise")
-    return keras.Model(z, _dcgan_trunk(z, filters), name=name)
+    h = _bn_relu(layers.Dense(7 * 7 * 2 * filters, use_bias=False)(z))
+    h = layers.Reshape((7, 7, 2 * filters))(h)
+    h = _bn_relu(layers.Conv2D(2 * filters, 3, padding="same", use_bias=False)(h))
+    h = _bn_relu(layers.Conv2DTranspose(filters, 5, strides=2, padding="same", use_bias=False)(h))
+    h = _bn_relu(layers.Conv2DTranspose(max(filters // 2, 1), 5, strides=2, padding="same", use_bias=False)(h))
+    image = layers.Conv2D(1, 3, padding="same", activation="tanh", name="image")(h)
+    return keras.Model(z, image, name=name)
 
 
 def _conv_trunk(x, filters, norm):

@@ -40,10 +40,12 @@ class GAN(keras.Model):
         discriminator: images -> one logit per image.
         d_steps: k, discriminator updates per generator update (>= 1).
         real_label: target for real images in D's loss; 0.9 is one-sided smoothing.
+        r1_weight: gamma of the R1 penalty gamma / 2 * E||grad D(x)||^2 on real images
+            added to D's loss (0 turns it off).
         seed: seed of the noise drawn during training.
     """
 
-    def __init__(self, generator, discriminator, d_steps=1, real_label=1.0, seed=0, **kwargs):
+    def __init__(self, generator, discriminator, d_steps=1, real_label=1.0, r1_weight=0.0, seed=0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -55,6 +57,9 @@ class GAN(keras.Model):
         if not 0.5 < real_label <= 1.0:
             raise ValueError(f"real_label must be in (0.5, 1]; got {real_label!r}.")
         self.real_label = float(real_label)
+        if isinstance(r1_weight, bool) or not isinstance(r1_weight, (int, float)) or not r1_weight >= 0:
+            raise ValueError(f"r1_weight must be a number >= 0; got {r1_weight!r}.")
+        self.r1_weight = float(r1_weight)
         self.noise_seed = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -88,7 +93,11 @@ class GAN(keras.Model):
                 real_logits = self.discriminator(real, training=True)
                 fake_logits = self.discriminator(fake, training=True)
                 d_loss = losses.discriminator_loss(real_logits, fake_logits, self.real_label)
-            grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
+                total = d_loss
+                if self.r1_weight:
+                    # A gradient of a gradient: the penalty's tape runs inside this one.
+                    total = d_loss + losses.r1_penalty(self.discriminator, real, self.r1_weight)
+            grads = tape.gradient(total, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
         # 2. One generator step: make D call the fakes real (non-saturating loss).
@@ -117,6 +126,8 @@ class ConditionalGAN(GAN):
 
     def __init__(self, generator, discriminator, num_classes=10, matching_aware=False, **kwargs):
         super().__init__(generator, discriminator, **kwargs)
+        if self.r1_weight:
+            raise ValueError("ConditionalGAN does not take r1_weight; use the unconditional GAN for R1.")
         self.num_classes = _positive_int("num_classes", num_classes)
         self.matching_aware = bool(matching_aware)
 

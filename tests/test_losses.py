@@ -62,3 +62,35 @@ def test_discriminator_loss_small_when_d_is_right():
 def test_label_smoothing_moves_the_target():
     logits = tf.fill((4, 1), 10.0)
     assert float(losses.discriminator_loss(logits, -logits, real_label=0.9)) > 0.5
+
+
+def _linear_discriminator(w, b=0.3):
+    """logit(x) = w . flatten(x) + b: its input gradient is w everywhere."""
+    import keras
+
+    w = np.asarray(w, dtype=np.float32).reshape(-1, 1)
+    x = keras.Input(shape=(len(w),))
+    dense = keras.layers.Dense(1)
+    model = keras.Model(x, dense(x))
+    dense.set_weights([w, np.array([b], "float32")])
+    return model
+
+
+def test_r1_penalty_of_a_linear_discriminator_is_half_gamma_w_squared():
+    w = [3.0, -4.0, 1.0]
+    real = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    got = float(losses.r1_penalty(_linear_discriminator(w), real, weight=10.0))
+    assert abs(got - 0.5 * 10.0 * 26.0) < 1e-3
+    flat = _linear_discriminator([0.0, 0.0, 0.0])
+    assert float(losses.r1_penalty(flat, real, weight=10.0)) == 0.0
+
+
+def test_r1_penalty_reaches_the_discriminator_weights():
+    """Inside an outer tape the penalty has a gradient with respect to D's weights."""
+    d = _linear_discriminator([1.0, 2.0])
+    real = np.ones((4, 2), "float32")
+    with tf.GradientTape() as tape:
+        penalty = losses.r1_penalty(d, real, weight=2.0)
+    kernel_grad = tape.gradient(penalty, d.trainable_variables[0])
+    # d/dw of (gamma / 2) |w|^2 is gamma * w.
+    assert np.allclose(np.ravel(kernel_grad), [2.0, 4.0], atol=1e-5)

@@ -88,3 +88,25 @@ def test_saved_conditional_generator_loads_and_still_checks(tmp_path):
     assert np.allclose(np.asarray(g([z, y])), np.asarray(loaded([z, y])), atol=1e-6)
     with pytest.raises(ValueError, match=r"0\.\.9"):
         loaded([z, np.array([3, 12])])
+
+
+def test_gan_trainer_checks_r1_weight_and_conditional_gan_refuses_it():
+    g, d = models.mlp_generator(latent_dim=8), models.mlp_discriminator()
+    for bad in (-1.0, "1", True):
+        with pytest.raises(ValueError, match="r1_weight"):
+            trainers.GAN(g, d, r1_weight=bad)
+    cg, cd = models.conditional_generator(latent_dim=8, filters=4), models.conditional_discriminator(filters=4)
+    with pytest.raises(ValueError, match="r1_weight"):
+        trainers.ConditionalGAN(cg, cd, r1_weight=1.0)
+
+
+def test_r1_trainer_takes_a_step():
+    g = models.dcgan_generator(latent_dim=8, filters=4)
+    d = models.dcgan_discriminator(filters=4, norm=None)
+    gan = trainers.GAN(g, d, r1_weight=1.0, seed=0)
+    gan.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
+    before = [w.copy() for w in d.get_weights()]
+    logs = gan.train_on_batch(np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)).astype("float32"),
+                              return_dict=True)
+    assert np.isfinite(logs["d_loss"]) and np.isfinite(logs["g_loss"])
+    assert any(not np.allclose(a, b) for a, b in zip(before, d.get_weights()))
