@@ -115,7 +115,7 @@ class DCGANRecipe(Recipe):
 class CGANRecipe(Recipe):
     name = "cgan"
     help = "the conditional GAN of lesson 03 with the matching-aware discriminator ([noise, label] -> digit)"
-    epochs = 40
+    epochs = 60
     batch_size = 64
 
     def make_dataset(self, x, y, batch_size, seed):
@@ -170,7 +170,7 @@ class WGANGPRecipe(Recipe):
 
     name = "wgan-gp"
     help = "the WGAN with gradient penalty of lesson 04 (Adam 5e-4, lambda 10, n_critic 5)"
-    epochs = 40
+    epochs = 60
     batch_size = 32
     g_filters = 32
     c_filters = 32
