@@ -96,19 +96,34 @@ class GANRecipe(Recipe):
 
 @register
 class DCGANRecipe(Recipe):
-    """Lesson 02's DCGAN: Adam 2e-4 with beta_1 = 0.5, one-sided label smoothing (0.9),
-    batch 32 (twice the updates of batch 64 per epoch, which measured better here)."""
+    """Lesson 02's DCGAN, with the settings measured best on a 2-core CPU budget.
+
+    Adam at 6e-4 (beta_1 = 0.5) for both players, batch 32, one-sided label smoothing
+    (0.9), and an exponential moving average of the generator's weights (momentum
+    0.999, about the last 1,000 steps), kept by Keras's optimizer (``use_ema``). The
+    saved generator carries the averaged weights: the raw weights jitter with every
+    step at this learning rate, and their average draws cleaner digits.
+    """
 
     name = "dcgan"
-    help = "the DCGAN of lesson 02"
+    help = "the DCGAN of lesson 02 (Adam 6e-4, batch 32, averaged generator weights)"
     epochs = 60
     batch_size = 32
+    learning_rate = 6e-4
+    ema_momentum = 0.999
 
     def build(self, seed):
         gan = trainers.GAN(models.dcgan_generator(self.latent_dim), models.dcgan_discriminator(),
                            real_label=0.9, seed=seed)
-        gan.compile(_adam(), _adam())
+        g_optimizer = keras.optimizers.Adam(self.learning_rate, beta_1=0.5, use_ema=True,
+                                            ema_momentum=self.ema_momentum)
+        gan.compile(_adam(self.learning_rate), g_optimizer)
         return gan
+
+    def save(self, trainer, out_dir):
+        # Swap the moving averages into the generator's trainable weights, then save.
+        trainer.g_optimizer.finalize_variable_values(trainer.generator.trainable_variables)
+        super().save(trainer, out_dir)
 
 
 @register

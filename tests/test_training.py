@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import gan_lessons
-from gan_lessons import callbacks, data, models, trainers
+from gan_lessons import callbacks, data, models, recipes, trainers
 
 
 def _iters(optimizer):
@@ -109,3 +109,18 @@ def test_sample_grid_and_gif(digits, tmp_path):
     assert len(list((tmp_path / "frames").glob("epoch_*.png"))) == 2
     gif = grid.save_gif(tmp_path / "progress.gif")
     assert gif.stat().st_size > 0
+
+
+def test_dcgan_recipe_saves_the_averaged_generator(tmp_path):
+    """The dcgan recipe keeps a moving average of G's weights and saves it, not the raw weights."""
+    recipe = recipes.get("dcgan")
+    gan = recipe.build(seed=0)
+    x = np.random.default_rng(0).uniform(-1, 1, (64, 28, 28, 1)).astype("float32")
+    gan.fit(data.make_dataset(x, batch_size=32, seed=0), epochs=2, verbose=0)
+    raw = [np.array(v) for v in gan.generator.trainable_variables]
+    averages = [np.array(v) for v in gan.g_optimizer._model_variables_moving_average]
+    recipe.save(gan, tmp_path)
+    saved = keras.saving.load_model(tmp_path / "generator.keras", compile=False)
+    saved_trainable = [np.array(v) for v in saved.trainable_variables]
+    assert all(np.allclose(s, a) for s, a in zip(saved_trainable, averages))
+    assert any(not np.allclose(s, r) for s, r in zip(saved_trainable, raw))
