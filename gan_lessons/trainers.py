@@ -42,10 +42,15 @@ class GAN(keras.Model):
         real_label: target for real images in D's loss; 0.9 is one-sided smoothing.
         r1_weight: gamma of the R1 penalty gamma / 2 * E||grad D(x)||^2 on real images
             added to D's loss (0 turns it off).
+        average_momentum: when given (for example 0.999), keep ``generator_average``, a
+            copy of the generator whose every weight (BatchNorm's running statistics
+            included) is an exponential moving average of the generator's after each
+            step: avg <- m * avg + (1 - m) * weight. Training never uses it.
         seed: seed of the noise drawn during training.
     """
 
-    def __init__(self, generator, discriminator, d_steps=1, real_label=1.0, r1_weight=0.0, seed=0, **kwargs):
+    def __init__(self, generator, discriminator, d_steps=1, real_label=1.0, r1_weight=0.0,
+                 average_momentum=None, seed=0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -60,6 +65,16 @@ class GAN(keras.Model):
         if isinstance(r1_weight, bool) or not isinstance(r1_weight, (int, float)) or not r1_weight >= 0:
             raise ValueError(f"r1_weight must be a number >= 0; got {r1_weight!r}.")
         self.r1_weight = float(r1_weight)
+        self.average_momentum = None
+        self.generator_average = None
+        if average_momentum is not None:
+            if isinstance(average_momentum, bool) or not isinstance(average_momentum, (int, float)) \
+                    or not 0.0 <= average_momentum < 1.0:
+                raise ValueError(f"average_momentum must be a number in [0, 1); got {average_momentum!r}.")
+            self.average_momentum = float(average_momentum)
+            self.generator_average = keras.models.clone_model(generator)
+            self.generator_average.set_weights(generator.get_weights())
+            self.generator_average.trainable = False
         self.noise_seed = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -81,6 +96,14 @@ class GAN(keras.Model):
 
     def sample_noise(self, batch_size):
         return keras.random.normal((batch_size, self.latent_dim), seed=self.noise_seed)
+
+    def update_average(self):
+        """One step of the moving average of the generator's weights (if one is kept)."""
+        if self.generator_average is None:
+            return
+        m = self.average_momentum
+        for average, weight in zip(self.generator_average.weights, self.generator.weights):
+            average.assign(m * average + (1.0 - m) * weight)
 
     def train_step(self, data):
         real = data[0] if isinstance(data, tuple) else data
@@ -107,6 +130,7 @@ class GAN(keras.Model):
             g_loss = losses.generator_loss(fake_logits)
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        self.update_average()
 
         # 3. Report running means for the progress bar and History.
         self.d_loss_tracker.update_state(d_loss)
@@ -171,6 +195,7 @@ class ConditionalGAN(GAN):
             g_loss = losses.generator_loss(fake_logits)
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        self.update_average()
 
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
