@@ -29,6 +29,26 @@ def _build_optimizer(name, optimizer, variables):
     return optimizer
 
 
+def _weight_average(generator, momentum):
+    """A frozen copy of ``generator`` to hold the moving average of its weights, or None."""
+    if momentum is None:
+        return None
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum < 1.0:
+        raise ValueError(f"average_momentum must be a number in [0, 1); got {momentum!r}.")
+    average = keras.models.clone_model(generator)
+    average.set_weights(generator.get_weights())
+    average.trainable = False
+    return average
+
+
+def _update_weight_average(average, generator, momentum):
+    """avg <- m * avg + (1 - m) * weight for every weight (BatchNorm statistics included)."""
+    if average is None:
+        return
+    for avg, weight in zip(average.weights, generator.weights):
+        avg.assign(momentum * avg + (1.0 - momentum) * weight)
+
+
 class GAN(keras.Model):
     """The original GAN game with the non-saturating generator loss.
 
@@ -65,16 +85,8 @@ class GAN(keras.Model):
         if isinstance(r1_weight, bool) or not isinstance(r1_weight, (int, float)) or not r1_weight >= 0:
             raise ValueError(f"r1_weight must be a number >= 0; got {r1_weight!r}.")
         self.r1_weight = float(r1_weight)
-        self.average_momentum = None
-        self.generator_average = None
-        if average_momentum is not None:
-            if isinstance(average_momentum, bool) or not isinstance(average_momentum, (int, float)) \
-                    or not 0.0 <= average_momentum < 1.0:
-                raise ValueError(f"average_momentum must be a number in [0, 1); got {average_momentum!r}.")
-            self.average_momentum = float(average_momentum)
-            self.generator_average = keras.models.clone_model(generator)
-            self.generator_average.set_weights(generator.get_weights())
-            self.generator_average.trainable = False
+        self.generator_average = _weight_average(generator, average_momentum)
+        self.average_momentum = None if average_momentum is None else float(average_momentum)
         self.noise_seed = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -99,11 +111,7 @@ class GAN(keras.Model):
 
     def update_average(self):
         """One step of the moving average of the generator's weights (if one is kept)."""
-        if self.generator_average is None:
-            return
-        m = self.average_momentum
-        for average, weight in zip(self.generator_average.weights, self.generator.weights):
-            average.assign(m * average + (1.0 - m) * weight)
+        _update_weight_average(self.generator_average, self.generator, self.average_momentum)
 
     def train_step(self, data):
         real = data[0] if isinstance(data, tuple) else data
@@ -228,6 +236,8 @@ class WGAN(keras.Model):
         n_critic: critic updates per generator update (>= 1; 5 in both papers).
         clip_value: c for weight clipping (WGAN), or None.
         gp_weight: lambda for the gradient penalty (WGAN-GP), or None.
+        average_momentum: as for ``GAN``: keep ``generator_average``, a moving average
+            of the generator's weights, when given.
         seed: seed of the noise and of the interpolation points.
 
     Logged: ``c_loss`` (E[f(G(z))] - E[f(x)], plus the penalty for WGAN-GP),
@@ -235,7 +245,8 @@ class WGAN(keras.Model):
     of the critic's last step) and, for WGAN-GP, ``gp``.
     """
 
-    def __init__(self, generator, critic, n_critic=5, clip_value=None, gp_weight=None, seed=0, **kwargs):
+    def __init__(self, generator, critic, n_critic=5, clip_value=None, gp_weight=None, average_momentum=None,
+                 seed=0, **kwargs):
         super().__init__(**kwargs)
         if (clip_value is None) == (gp_weight is None):
             raise ValueError("Give exactly one of clip_value (weight clipping, WGAN) and gp_weight "
@@ -249,6 +260,8 @@ class WGAN(keras.Model):
         self.n_critic = _positive_int("n_critic", n_critic)
         self.clip_value = None if clip_value is None else float(clip_value)
         self.gp_weight = None if gp_weight is None else float(gp_weight)
+        self.generator_average = _weight_average(generator, average_momentum)
+        self.average_momentum = None if average_momentum is None else float(average_momentum)
         self.noise_seed = keras.random.SeedGenerator(seed)
         self.c_loss_tracker = keras.metrics.Mean(name="c_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -305,6 +318,7 @@ class WGAN(keras.Model):
             g_loss = losses.wasserstein_generator_loss(fake_scores_g)
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        _update_weight_average(self.generator_average, self.generator, self.average_momentum)
 
         # 4. Running means; the Wasserstein estimate is -(critic loss without the penalty).
         self.c_loss_tracker.update_state(c_loss_total)

@@ -222,3 +222,15 @@ def test_mode_coverage_checks_its_arguments():
         toy.mode_coverage(np.zeros((5, 2)), centres, std=0.0)
     with pytest.raises(ValueError, match="centres must have shape"):
         toy.mode_coverage(np.zeros((5, 3)), centres, std=0.02)
+
+
+def test_wgan_keeps_a_weight_average_when_asked(ring):
+    g, c = models.toy_generator(2, (16,)), models.toy_critic((16,))
+    wgan = trainers.WGAN(g, c, n_critic=1, gp_weight=1.0, average_momentum=0.9, seed=0)
+    wgan.compile(keras.optimizers.Adam(1e-2), keras.optimizers.Adam(1e-2))
+    start = wgan.generator_average.get_weights()
+    wgan.fit(data.make_dataset(ring[0], batch_size=64, seed=0), epochs=1, verbose=0)
+    moved = [not np.allclose(a, s) for a, s in zip(wgan.generator_average.get_weights(), start)]
+    differs = [not np.allclose(a, w) for a, w in zip(wgan.generator_average.get_weights(), g.get_weights())]
+    assert any(moved) and any(differs)
+    assert trainers.WGAN(g, c, gp_weight=1.0).generator_average is None
