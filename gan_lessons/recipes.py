@@ -113,7 +113,7 @@ class DCGANRecipe(Recipe):
 
     name = "dcgan"
     help = "the DCGAN of lesson 02 (Adam 6e-4, batch 32, averaged generator weights)"
-    epochs = 85
+    epochs = 75
     batch_size = 32
     learning_rate = 6e-4
     average_momentum = 0.999
