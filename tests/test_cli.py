@@ -98,7 +98,10 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path):
     out = tmp_path / "dcgan"
     args = [sys.executable, "-m", "gan_lessons", "train", "dcgan", "--out", str(out), "--quick", "--epochs", "12"]
     env = {**os.environ, "GAN_LESSONS_QUICK": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Restore the default Ctrl-C handling in the child: a shell that starts this test in the
+    # background hands its children SIGINT ignored, and Python then keeps ignoring it.
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     history = out / "history.json"
     deadline = time.time() + 120
     while time.time() < deadline:
