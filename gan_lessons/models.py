@@ -76,24 +76,21 @@ def mlp_discriminator(hidden_units=(512, 256), image_shape=IMAGE_SHAPE, dropout=
 # ------------------------------------------------------------------------- DCGAN
 
 
+def _bn_relu(h):
+    """BatchNorm, then ReLU: the hidden-layer pattern of the DCGAN generators."""
+    h = layers.BatchNormalization()(h)
+    return layers.ReLU()(h)
+
+
 def _dcgan_trunk(h, filters):
     """The conditional generator's trunk: Dense to 7x7, then two transposed convolutions.
 
     (inputs) -> (7, 7, 2f) -> (14, 14, f) -> (28, 28, 1), BatchNorm and ReLU inside.
     """
-    h = layers.Dense(7 * 7 * 2 * filters, use_bias=False)(h)
-    h = layers.BatchNormalization()(h)
-    h = layers.ReLU()(h)
+    h = _bn_relu(layers.Dense(7 * 7 * 2 * filters, use_bias=False)(h))
     h = layers.Reshape((7, 7, 2 * filters))(h)
-    h = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(h)
-    h = layers.BatchNormalization()(h)
-    h = layers.ReLU()(h)
+    h = _bn_relu(layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(h))
     return layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh", name="image")(h)
-
-
-def _bn_relu(h):
-    h = layers.BatchNormalization()(h)
-    return layers.ReLU()(h)
 
 
 def dcgan_generator(latent_dim=64, filters=64, name="generator"):
@@ -283,6 +280,13 @@ def patchgan_discriminator(image_shape=IMAGE_SHAPE, filters=32, name="patch_disc
 # ------------------------------------------------------------------ 2-D toy data
 
 
+def _relu_mlp(h, hidden_units, out_units, out_name):
+    """Dense ReLU layers, then a linear output layer (shared by the toy generator and critic)."""
+    for units in hidden_units:
+        h = layers.Dense(units, activation="relu")(h)
+    return layers.Dense(out_units, name=out_name)(h)
+
+
 def toy_generator(latent_dim=2, hidden_units=(128, 128, 128), output_dim=2, name="toy_generator"):
     """A small ReLU MLP from noise (batch, latent_dim) to points (batch, output_dim).
 
@@ -292,10 +296,7 @@ def toy_generator(latent_dim=2, hidden_units=(128, 128, 128), output_dim=2, name
     _positive_int("output_dim", output_dim)
     hidden_units = _units("hidden_units", hidden_units)
     z = keras.Input(shape=(latent_dim,), name="noise")
-    h = z
-    for units in hidden_units:
-        h = layers.Dense(units, activation="relu")(h)
-    return keras.Model(z, layers.Dense(output_dim, name="point")(h), name=name)
+    return keras.Model(z, _relu_mlp(z, hidden_units, output_dim, "point"), name=name)
 
 
 def toy_critic(hidden_units=(128, 128, 128), input_dim=2, name="toy_critic"):
@@ -306,7 +307,4 @@ def toy_critic(hidden_units=(128, 128, 128), input_dim=2, name="toy_critic"):
     _positive_int("input_dim", input_dim)
     hidden_units = _units("hidden_units", hidden_units)
     x = keras.Input(shape=(input_dim,), name="point")
-    h = x
-    for units in hidden_units:
-        h = layers.Dense(units, activation="relu")(h)
-    return keras.Model(x, layers.Dense(1, name="score")(h), name=name)
+    return keras.Model(x, _relu_mlp(x, hidden_units, 1, "score"), name=name)
