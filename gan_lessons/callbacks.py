@@ -1,5 +1,6 @@
 """Callbacks: a sample grid per epoch (and the GIF made from it), a per-epoch history
-file, resuming after a disconnect, and stopping on NaN losses."""
+file, resuming after a disconnect, stopping on NaN losses, and a late step down of the
+learning rate."""
 
 import json
 import math
@@ -139,6 +140,39 @@ class StopOnNaN(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.stopped_at is None:
             self._check(logs, f"epoch {epoch + 1}")
+
+
+class LearningRateStep(keras.callbacks.Callback):
+    """Lowers both players' learning rate once, for the last epochs of a run.
+
+    From epoch ``at_epoch`` (counted from 0) on, the discriminator's (critic's) and
+    the generator's optimizers run at ``factor`` times their rates ``rates``
+    (d, g); before it, at those rates. The rate is set at the start of every epoch
+    from the epoch number alone, so a resumed run gets the right one.
+
+    Why: at the high rates that learn fast, the weights keep jumping around a good
+    solution with every step; a smaller step for the last epochs lets them settle.
+
+    Args:
+        at_epoch: first epoch (from 0) at the lower rate.
+        factor: multiplier, in (0, 1].
+        rates: the (discriminator, generator) learning rates before the step.
+    """
+
+    def __init__(self, at_epoch, factor, rates):
+        super().__init__()
+        if not 0 < factor <= 1:
+            raise ValueError(f"factor must be in (0, 1], got {factor}.")
+        if at_epoch < 0:
+            raise ValueError(f"at_epoch must be >= 0, got {at_epoch}.")
+        self.at_epoch = int(at_epoch)
+        self.factor = float(factor)
+        self.rates = tuple(float(r) for r in rates)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        scale = self.factor if epoch >= self.at_epoch else 1.0
+        for optimizer, rate in zip((self.model.d_optimizer, self.model.g_optimizer), self.rates):
+            optimizer.learning_rate = rate * scale
 
 
 def resume(backup_dir):

@@ -139,3 +139,50 @@ def test_weight_average_follows_the_formula():
     for bad in (1.0, -0.1, True, "0.9"):
         with pytest.raises(ValueError, match="average_momentum"):
             trainers.GAN(g, d, average_momentum=bad)
+
+
+class _RecordRates(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0:
+            self.rates.append((float(self.model.d_optimizer.learning_rate),
+                               float(self.model.g_optimizer.learning_rate)))
+
+
+def test_learning_rate_step_lowers_both_rates_from_its_epoch(digits):
+    x, _ = digits
+    gan = _small_gan()
+    record = _RecordRates()
+    step = callbacks.LearningRateStep(2, 0.25, (2e-4, 4e-4))
+    gan.fit(data.make_dataset(x, batch_size=64), epochs=4, verbose=0, callbacks=[step, record])
+    assert np.allclose(record.rates, [(2e-4, 4e-4)] * 2 + [(5e-5, 1e-4)] * 2)
+    with pytest.raises(ValueError, match="factor"):
+        callbacks.LearningRateStep(1, 0.0, (1e-3, 1e-3))
+
+
+def test_learning_rate_step_holds_after_a_resume(digits, tmp_path):
+    """Interrupted after the step, the resumed run goes on at the lowered rate."""
+    x, _ = digits
+    ds = data.make_dataset(x, batch_size=64, seed=0)
+    gan = _small_gan()
+    with pytest.raises(KeyboardInterrupt):
+        gan.fit(ds, epochs=4, verbose=0, callbacks=[callbacks.resume(tmp_path / "b"),
+                                                    callbacks.LearningRateStep(1, 0.5, (2e-4, 2e-4)),
+                                                    _Interrupt(after_epoch=2)])
+    gan = _small_gan()
+    record = _RecordRates()
+    gan.fit(ds, epochs=4, verbose=0, callbacks=[callbacks.resume(tmp_path / "b"),
+                                                callbacks.LearningRateStep(1, 0.5, (2e-4, 2e-4)), record])
+    assert np.allclose(record.rates, [(1e-4, 1e-4)] * 2)
+
+
+def test_dcgan_recipe_steps_its_rate_down_for_the_last_fifth():
+    recipe = recipes.get("dcgan")
+    assert recipe.lr_step_epoch(75) == 60
+    assert recipe.lr_step_epoch(2) == 1  # quick mode takes the same path
+    (step,) = recipe.callbacks(75)
+    assert step.at_epoch == 60 and step.rates == (recipe.learning_rate, recipe.learning_rate)
+    assert recipes.get("gan").callbacks(60) == []
