@@ -177,7 +177,7 @@ def train(args):
     trainer = recipe.build(run["seed"])
     nan_stop = callbacks.StopOnNaN()
     cbs = [callbacks.resume(out / "backup"), callbacks.HistoryFile(out / "history.json"), nan_stop,
-           callbacks.Progress(keys=list(recipe.monitor_keys))] + recipe.callbacks(run["epochs"])
+           callbacks.Progress(keys=list(recipe.monitor_keys))]
     start = time.perf_counter()
     try:
         trainer.fit(dataset, epochs=run["epochs"], verbose=0, callbacks=cbs)

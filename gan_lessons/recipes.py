@@ -5,7 +5,6 @@ batch size, and which files it saves. The command line does the rest (refusing
 a finished run, resuming an unfinished one, history, samples).
 """
 
-import math
 from pathlib import Path
 
 import keras
@@ -60,26 +59,6 @@ class Recipe:
         """Return a compiled trainer with a ``generator`` attribute."""
         raise NotImplementedError
 
-    # A recipe with ``learning_rate`` may lower it for the last part of a run: from the
-    # epoch at ``lr_step_at`` (a fraction of the epochs) on, both players run at
-    # ``lr_step_factor`` times their rate (``callbacks.LearningRateStep``).
-    lr_step_at = None
-    lr_step_factor = 1 / 3
-
-    def lr_step_epoch(self, epochs):
-        """First epoch (from 0) at the lowered rate in a run of ``epochs`` epochs, or None."""
-        if self.lr_step_at is None:
-            return None
-        return math.floor(epochs * self.lr_step_at + 1e-9)
-
-    def callbacks(self, epochs):
-        """Callbacks of the recipe's own for a run of ``epochs`` epochs."""
-        at = self.lr_step_epoch(epochs)
-        if at is None:
-            return []
-        from gan_lessons import callbacks
-        return [callbacks.LearningRateStep(at, self.lr_step_factor, (self.learning_rate, self.learning_rate))]
-
     def sample_inputs(self, trainer, seed, n=100):
         """Fixed inputs for samples.png (the same across a resumed run)."""
         return np.random.default_rng(seed + 1).standard_normal((n, self.latent_dim)).astype("float32")
@@ -133,12 +112,11 @@ class DCGANRecipe(Recipe):
     """
 
     name = "dcgan"
-    help = "the DCGAN of lesson 02 (Adam 6e-4, then 2e-4 for the last fifth; batch 32; averaged generator weights)"
+    help = "the DCGAN of lesson 02 (Adam 6e-4, batch 32, averaged generator weights)"
     epochs = 75
     batch_size = 32
     learning_rate = 6e-4
     average_momentum = 0.999
-    lr_step_at = 0.8
 
     def build(self, seed):
         gan = trainers.GAN(models.dcgan_generator(self.latent_dim), models.dcgan_discriminator(),

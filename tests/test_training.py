@@ -178,11 +178,3 @@ def test_learning_rate_step_holds_after_a_resume(digits, tmp_path):
                                                 callbacks.LearningRateStep(1, 0.5, (2e-4, 2e-4)), record])
     assert np.allclose(record.rates, [(1e-4, 1e-4)] * 2)
 
-
-def test_dcgan_recipe_steps_its_rate_down_for_the_last_fifth():
-    recipe = recipes.get("dcgan")
-    assert recipe.lr_step_epoch(75) == 60
-    assert recipe.lr_step_epoch(2) == 1  # quick mode takes the same path
-    (step,) = recipe.callbacks(75)
-    assert step.at_epoch == 60 and step.rates == (recipe.learning_rate, recipe.learning_rate)
-    assert recipes.get("gan").callbacks(60) == []
