@@ -41,6 +41,19 @@ def value_function(real_logits, fake_logits):
     return -discriminator_loss(real_logits, fake_logits)
 
 
+def _squared_input_gradients(network, x):
+    """||grad_x network(x)||^2 per sample (one score per sample), on its own tape.
+
+    Called inside a training tape, the result can itself be differentiated with
+    respect to the network's weights: a gradient of a gradient.
+    """
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        scores = network(x, training=True)
+    grads = tape.gradient(scores, x)
+    return tf.reduce_sum(tf.reshape(grads, [tf.shape(x)[0], -1]) ** 2, axis=1)
+
+
 def r1_penalty(discriminator, real, weight=10.0):
     """R1 regulariser (Mescheder et al., 2018): weight / 2 * E[||grad_x D(x)||^2] on real images.
 
@@ -48,13 +61,7 @@ def r1_penalty(discriminator, real, weight=10.0):
     cliffs around the real images that throw the generator's gradients about.
     ``discriminator`` returns logits; the gradient is taken of the logit.
     """
-    real = tf.convert_to_tensor(real)
-    with tf.GradientTape() as tape:
-        tape.watch(real)
-        logits = discriminator(real, training=True)
-        total = tf.reduce_sum(logits)
-    grads = tape.gradient(total, real)
-    squares = tf.reduce_sum(tf.reshape(grads, [tf.shape(real)[0], -1]) ** 2, axis=1)
+    squares = _squared_input_gradients(discriminator, tf.convert_to_tensor(real))
     return 0.5 * weight * tf.reduce_mean(squares)
 
 
@@ -84,11 +91,7 @@ def gradient_penalty(critic, real, fake, weight=10.0, epsilon=None):
         epsilon = tf.random.uniform([batch], 0.0, 1.0, dtype=real.dtype)
     epsilon = tf.reshape(tf.cast(epsilon, real.dtype), [-1] + [1] * (len(real.shape) - 1))
     x_hat = epsilon * real + (1.0 - epsilon) * fake
-    with tf.GradientTape() as tape:
-        tape.watch(x_hat)
-        scores = critic(x_hat, training=True)
-    grads = tape.gradient(scores, x_hat)
-    norms = tf.sqrt(tf.reduce_sum(tf.reshape(grads, [batch, -1]) ** 2, axis=1) + 1e-12)
+    norms = tf.sqrt(_squared_input_gradients(critic, x_hat) + 1e-12)
     return weight * tf.reduce_mean((norms - 1.0) ** 2)
 
 

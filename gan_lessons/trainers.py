@@ -29,27 +29,32 @@ def _build_optimizer(name, optimizer, variables):
     return optimizer
 
 
-def _weight_average(generator, momentum):
-    """A frozen copy of ``generator`` to hold the moving average of its weights, or None."""
-    if momentum is None:
-        return None
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum < 1.0:
-        raise ValueError(f"average_momentum must be a number in [0, 1); got {momentum!r}.")
-    average = keras.models.clone_model(generator)
-    average.set_weights(generator.get_weights())
-    average.trainable = False
-    return average
+class _GeneratorAverage:
+    """Mixin for trainers that can keep a moving average of their generator's weights."""
+
+    def _keep_average(self, generator, momentum):
+        """Set ``generator_average``: a frozen copy of ``generator`` (None when momentum is None)."""
+        self.generator_average = None
+        self.average_momentum = None
+        if momentum is None:
+            return
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum < 1.0:
+            raise ValueError(f"average_momentum must be a number in [0, 1); got {momentum!r}.")
+        self.average_momentum = float(momentum)
+        self.generator_average = keras.models.clone_model(generator)
+        self.generator_average.set_weights(generator.get_weights())
+        self.generator_average.trainable = False
+
+    def update_average(self):
+        """avg <- m * avg + (1 - m) * weight for every weight (BatchNorm statistics included)."""
+        if self.generator_average is None:
+            return
+        m = self.average_momentum
+        for avg, weight in zip(self.generator_average.weights, self.generator.weights):
+            avg.assign(m * avg + (1.0 - m) * weight)
 
 
-def _update_weight_average(average, generator, momentum):
-    """avg <- m * avg + (1 - m) * weight for every weight (BatchNorm statistics included)."""
-    if average is None:
-        return
-    for avg, weight in zip(average.weights, generator.weights):
-        avg.assign(momentum * avg + (1.0 - momentum) * weight)
-
-
-class GAN(keras.Model):
+class GAN(_GeneratorAverage, keras.Model):
     """The original GAN game with the non-saturating generator loss.
 
     Each training step draws fresh noise and takes ``d_steps`` (k) discriminator
@@ -85,8 +90,7 @@ class GAN(keras.Model):
         if isinstance(r1_weight, bool) or not isinstance(r1_weight, (int, float)) or not r1_weight >= 0:
             raise ValueError(f"r1_weight must be a number >= 0; got {r1_weight!r}.")
         self.r1_weight = float(r1_weight)
-        self.generator_average = _weight_average(generator, average_momentum)
-        self.average_momentum = None if average_momentum is None else float(average_momentum)
+        self._keep_average(generator, average_momentum)
         self.noise_seed = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -108,10 +112,6 @@ class GAN(keras.Model):
 
     def sample_noise(self, batch_size):
         return keras.random.normal((batch_size, self.latent_dim), seed=self.noise_seed)
-
-    def update_average(self):
-        """One step of the moving average of the generator's weights (if one is kept)."""
-        _update_weight_average(self.generator_average, self.generator, self.average_momentum)
 
     def train_step(self, data):
         real = data[0] if isinstance(data, tuple) else data
@@ -212,7 +212,7 @@ class ConditionalGAN(GAN):
         return {m.name: m.result() for m in self.metrics}
 
 
-class WGAN(keras.Model):
+class WGAN(_GeneratorAverage, keras.Model):
     """Wasserstein GAN: a critic f estimates W1(p_data, p_G); the generator lowers it.
 
     The critic is trained to maximise E[f(x)] - E[f(G(z))] over 1-Lipschitz
@@ -260,8 +260,7 @@ class WGAN(keras.Model):
         self.n_critic = _positive_int("n_critic", n_critic)
         self.clip_value = None if clip_value is None else float(clip_value)
         self.gp_weight = None if gp_weight is None else float(gp_weight)
-        self.generator_average = _weight_average(generator, average_momentum)
-        self.average_momentum = None if average_momentum is None else float(average_momentum)
+        self._keep_average(generator, average_momentum)
         self.noise_seed = keras.random.SeedGenerator(seed)
         self.c_loss_tracker = keras.metrics.Mean(name="c_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -318,7 +317,7 @@ class WGAN(keras.Model):
             g_loss = losses.wasserstein_generator_loss(fake_scores_g)
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
-        _update_weight_average(self.generator_average, self.generator, self.average_momentum)
+        self.update_average()
 
         # 4. Running means; the Wasserstein estimate is -(critic loss without the penalty).
         self.c_loss_tracker.update_state(c_loss_total)
