@@ -182,21 +182,30 @@ def load_dataset(name="mnist", split="train", limit=None, verbose=True):
     return load_fashion_mnist(split=split, limit=limit, verbose=verbose)
 
 
-def make_dataset(images, labels=None, batch_size=64, shuffle=True, seed=0, drop_remainder=True):
+def make_dataset(images, labels=None, batch_size=64, shuffle=True, seed=0, drop_remainder=True, passes=1):
     """A tf.data pipeline: shuffle (seeded, reshuffled each epoch), batch, prefetch.
 
     Yields image batches, or (image, label) batches when labels are given. Partial
     last batches are dropped by default so every step sees a full batch.
+
+    ``passes`` shuffled passes over the data make one epoch (each pass in its own
+    order). A WGAN trainer with ``n_critic`` critic steps takes ``n_critic`` batches of
+    real images per step as one stacked batch: ``batch_size=n_critic * m`` with
+    ``passes=n_critic`` gives every critic step m fresh images and keeps the number of
+    steps per epoch that batches of m would give.
     """
     import tensorflow as tf
 
     n = len(images)
     if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
-    if batch_size > n:
+    if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or passes <= 0:
+        raise ValueError(f"passes must be a positive integer; got {passes!r}.")
+    if batch_size > n * passes:
         raise ValueError(
-            f"batch_size ({batch_size}) is larger than the data ({n} images); "
-            f"use a batch size of at most {n}."
+            f"batch_size ({batch_size}) is larger than the data ({n} images"
+            + (f" x {passes} passes" if passes > 1 else "")
+            + f"); use a batch size of at most {n * passes}."
         )
     if labels is not None and len(labels) != n:
         raise ValueError(f"labels has {len(labels)} items but images has {n}; they must match.")
@@ -204,6 +213,8 @@ def make_dataset(images, labels=None, batch_size=64, shuffle=True, seed=0, drop_
     ds = tf.data.Dataset.from_tensor_slices(items)
     if shuffle:
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    if passes > 1:
+        ds = ds.repeat(passes)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 

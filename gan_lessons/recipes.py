@@ -148,8 +148,19 @@ class CGANRecipe(Recipe):
         return [noise, labels]
 
 
+class _CriticStepsRecipe(Recipe):
+    """A WGAN recipe: every step takes n_critic batches of ``batch_size`` real images,
+    one per critic step, stacked; an epoch is n_critic shuffled passes over the data
+    (as many generator steps as batches of ``batch_size``)."""
+
+    n_critic = 5
+
+    def make_dataset(self, x, y, batch_size, seed):
+        return data.make_dataset(x, batch_size=batch_size * self.n_critic, seed=seed, passes=self.n_critic)
+
+
 @register
-class WGANRecipe(Recipe):
+class WGANRecipe(_CriticStepsRecipe):
     """Lesson 04's WGAN with weight clipping: the settings of Arjovsky et al. (2017)
     (RMSprop 5e-5, clip 0.01, n_critic 5) on the DCGAN-shaped networks."""
 
@@ -159,7 +170,6 @@ class WGANRecipe(Recipe):
     batch_size = 32
     g_filters = 32
     c_filters = 32
-    n_critic = 5
     monitor_keys = ("c_loss", "g_loss", "wasserstein")
 
     def build(self, seed):
@@ -170,7 +180,7 @@ class WGANRecipe(Recipe):
 
 
 @register
-class WGANGPRecipe(Recipe):
+class WGANGPRecipe(_CriticStepsRecipe):
     """Lesson 04's WGAN-GP: lambda = 10, epsilon ~ U[0, 1] per sample, a critic without
     BatchNorm, n_critic 5.
 
@@ -189,7 +199,6 @@ class WGANGPRecipe(Recipe):
     batch_size = 32
     g_filters = 32
     c_filters = 32
-    n_critic = 5
     learning_rate = 5e-4
     beta_1 = 0.5
     average_momentum = 0.999

@@ -227,8 +227,14 @@ class WGAN(_GeneratorAverage, keras.Model):
       lambda * E[(||grad f(x_hat)||_2 - 1)^2] at random points x_hat between real and
       fake samples. The critic must not use BatchNorm (it mixes the samples of a batch).
 
-    Each training step takes ``n_critic`` critic steps on the batch (fresh noise
-    each time), then one generator step.
+    Each training step takes ``n_critic`` critic steps, then one generator step. As
+    in Algorithm 1 of Gulrajani et al., every critic step sees real samples of its
+    own: a step receives ``n_critic`` batches of m samples stacked as one batch of
+    ``n_critic * m``, and critic step i trains on the i-th slice of m (with fresh
+    noise), the generator step on m noise samples. Build the data with
+    ``data.make_dataset(x, batch_size=n_critic * m, passes=n_critic)`` to keep the
+    number of steps per epoch of plain batches of m. (Reusing one real batch for all
+    critic steps lets the critic fit those few samples; lesson 04 measures the cost.)
 
     Args:
         generator: noise (batch, latent_dim) -> samples.
@@ -285,12 +291,28 @@ class WGAN(_GeneratorAverage, keras.Model):
     def sample_noise(self, batch_size):
         return keras.random.normal((batch_size, self.latent_dim), seed=self.noise_seed)
 
-    def train_step(self, data):
-        real = data[0] if isinstance(data, tuple) else data
-        batch_size = tf.shape(real)[0]
+    def _slice_size(self, stacked):
+        """m, the size of each critic step's slice of a stacked batch of n_critic * m."""
+        n = stacked.shape[0]
+        if n is not None and (n < self.n_critic or n % self.n_critic):
+            raise ValueError(
+                f"A WGAN step takes n_critic={self.n_critic} batches of real samples stacked as one batch "
+                f"of n_critic * m samples; got a batch of {n}. Make the batch size a multiple of n_critic, "
+                f"for example data.make_dataset(x, batch_size={self.n_critic} * m, passes={self.n_critic}).")
+        if n is not None:
+            return n // self.n_critic
+        size = tf.shape(stacked)[0]
+        tf.debugging.assert_equal(size % self.n_critic, 0,
+                                  message="the batch size of a WGAN step must be a multiple of n_critic")
+        return size // self.n_critic
 
-        # 1. n_critic critic steps: widen the gap E[f(x)] - E[f(G(z))].
-        for _ in range(self.n_critic):
+    def train_step(self, data):
+        stacked = data[0] if isinstance(data, tuple) else data
+        batch_size = self._slice_size(stacked)
+
+        # 1. n_critic critic steps, each on its own real samples: widen the gap E[f(x)] - E[f(G(z))].
+        for i in range(self.n_critic):
+            real = stacked[i * batch_size:(i + 1) * batch_size]
             fake = self.generator(self.sample_noise(batch_size), training=True)
             with tf.GradientTape() as tape:
                 real_scores = self.critic(real, training=True)

@@ -82,6 +82,20 @@ def test_make_dataset_batches_and_checks_batch_size():
         data.make_dataset(x, batch_size=0)
 
 
+def test_make_dataset_passes_give_each_image_once_per_pass_in_new_orders():
+    images = np.arange(40, dtype=np.float32).reshape(40, 1)
+    batches = [b.numpy().ravel() for b in data.make_dataset(images, batch_size=20, passes=3, seed=1)]
+    assert len(batches) == 6  # 3 passes of 40 images in batches of 20
+    seen = np.concatenate(batches)
+    assert np.array_equal(np.bincount(seen.astype(int)), np.full(40, 3))  # every image once per pass
+    passes = seen.reshape(3, 40)
+    assert not np.array_equal(passes[0], passes[1])  # each pass in its own order
+    with pytest.raises(ValueError, match="passes must be a positive integer"):
+        data.make_dataset(images, batch_size=20, passes=0)
+    with pytest.raises(ValueError, match="x 2 passes"):
+        data.make_dataset(images, batch_size=81, passes=2)
+
+
 def test_round_trip_to_uint8():
     raw = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
     assert np.array_equal(data.to_uint8(data.to_unit_range(raw))[..., 0], raw)

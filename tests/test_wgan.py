@@ -123,13 +123,36 @@ def test_clipping_also_holds_for_the_image_critic():
 def test_wgan_gp_logs_and_learns_a_positive_gap(ring):
     points, _ = ring
     wgan = _toy_wgan(gp_weight=1.0, n_critic=5)
-    history = wgan.fit(data.make_dataset(points, batch_size=64), epochs=2, verbose=0).history
+    history = wgan.fit(data.make_dataset(points, batch_size=5 * 64, passes=5), epochs=2, verbose=0).history
     assert {"c_loss", "g_loss", "wasserstein", "gp"} <= set(history)
     assert all(np.isfinite(v).all() for v in history.values())
     # The critic separates real from (still poor) fakes: its estimate of W1 is positive.
     assert history["wasserstein"][-1] > 0
     # The logged critic loss is the penalty minus the estimate, up to averaging order.
     assert history["c_loss"][-1] == pytest.approx(history["gp"][-1] - history["wasserstein"][-1], abs=1e-4)
+
+
+def test_each_critic_step_trains_on_its_own_slice_of_the_batch(ring):
+    points, _ = ring
+    wgan = _toy_wgan(gp_weight=1.0, n_critic=3)
+    critic, seen = wgan.critic, []
+
+    class Spy:  # records what the trainer shows the critic (train_step runs eagerly here)
+        trainable_variables = critic.trainable_variables
+
+        def __call__(self, x, training=False):
+            seen.append(np.asarray(x))
+            return critic(x, training=training)
+
+    object.__setattr__(wgan, "critic", Spy())
+    stacked = points[:3 * 16]
+    wgan.train_step(tf.constant(stacked))
+    for i in range(3):
+        part = stacked[16 * i:16 * (i + 1)]
+        assert sum(np.array_equal(x, part) for x in seen) == 1  # each slice once, as real samples
+    assert all(len(x) == 16 for x in seen)  # never the whole stacked batch, the fakes match in size
+    with pytest.raises(ValueError, match="n_critic=3 batches"):
+        wgan.train_step(tf.constant(points[:16]))
 
 
 def test_same_seed_same_wgan():
