@@ -299,20 +299,18 @@ class WGAN(_GeneratorAverage, keras.Model):
                 f"A WGAN step takes n_critic={self.n_critic} batches of real samples stacked as one batch "
                 f"of n_critic * m samples; got a batch of {n}. Make the batch size a multiple of n_critic, "
                 f"for example data.make_dataset(x, batch_size={self.n_critic} * m, passes={self.n_critic}).")
+        if n is not None:
+            return n // self.n_critic
         size = tf.shape(stacked)[0]
-        if n is None:
-            tf.debugging.assert_equal(size % self.n_critic, 0,
-                                      message="the batch size of a WGAN step must be a multiple of n_critic")
-        # A tensor even when the size is known: with static sizes TensorFlow's graph optimizer
-        # logs a "remapper failed" error on the critic's double backpropagation.
+        tf.debugging.assert_equal(size % self.n_critic, 0,
+                                  message="the batch size of a WGAN step must be a multiple of n_critic")
         return size // self.n_critic
 
     def train_step(self, data):
         stacked = data[0] if isinstance(data, tuple) else data
         batch_size = self._slice_size(stacked)
 
-        # 1. n_critic critic steps, each on its own real samples and fresh fakes: widen the gap
-        #    E[f(x)] - E[f(G(z))].
+        # 1. n_critic critic steps, each on its own real samples: widen the gap E[f(x)] - E[f(G(z))].
         for i in range(self.n_critic):
             real = stacked[i * batch_size:(i + 1) * batch_size]
             fake = self.generator(self.sample_noise(batch_size), training=True)
