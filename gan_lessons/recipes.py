@@ -182,7 +182,7 @@ class WGANRecipe(_CriticStepsRecipe):
 @register
 class WGANGPRecipe(_CriticStepsRecipe):
     """Lesson 04's WGAN-GP: lambda = 10, epsilon ~ U[0, 1] per sample, a critic without
-    BatchNorm, n_critic 5.
+    BatchNorm, n_critic 5, every critic step on its own batch of 32 real digits.
 
     Sized for a 2-core CPU (under 10 minutes): 32-filter generator and critic (the
     generator runs n_critic + 1 times per step, the critic's penalty needs a second
@@ -191,6 +191,10 @@ class WGANGPRecipe(_CriticStepsRecipe):
     against 101 with 2e-4 and beta_1 = 0 and 119 with the paper's 1e-4 and beta_1 = 0:
     the paper's settings are safe but slow for a CPU budget. The saved generator is the
     moving average of the generator's weights (momentum 0.999), as in the dcgan recipe.
+
+    Fresh real digits for each critic step (Algorithm 1 of Gulrajani et al.) matter: with
+    one batch reused for all five critic steps, the same run (seed 0, 60 epochs, the same
+    time) ended at FID 38.7 instead of 28.0.
     """
 
     name = "wgan-gp"

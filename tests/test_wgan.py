@@ -212,6 +212,10 @@ def test_wgan_recipes_follow_the_generator_contract(name, constraint):
     images = recipe.sample_images(trainer, noise)
     assert images.shape == (4, 28, 28, 1) and np.all(np.abs(images) <= 1.0)
     assert set(recipe.monitor_keys) <= {m.name for m in trainer.metrics}
+    # Every step gets n_critic batches, one per critic step; an epoch keeps one step per batch.
+    digits = np.zeros((320, 28, 28, 1), dtype="float32")
+    batches = recipe.make_dataset(digits, None, 32, seed=0)
+    assert len(batches) == 320 // 32 and next(iter(batches)).shape[0] == trainer.n_critic * 32
     if name == "wgan-gp":
         assert not any("batch_normalization" in layer.name for layer in trainer.critic.layers)
         assert trainer.d_optimizer.beta_2 == 0.9 and trainer.gp_weight == 10.0
