@@ -294,17 +294,17 @@ class WGAN(_GeneratorAverage, keras.Model):
     def _slice_size(self, stacked):
         """m, the size of each critic step's slice of a stacked batch of n_critic * m."""
         n = stacked.shape[0]
-        if n is not None and (n < self.n_critic or n % self.n_critic):
+        if n is None:  # only known when the step runs
+            size = tf.shape(stacked)[0]
+            tf.debugging.assert_equal(size % self.n_critic, 0,
+                                      message="the batch size of a WGAN step must be a multiple of n_critic")
+            return size // self.n_critic
+        if n == 0 or n % self.n_critic:
             raise ValueError(
                 f"A WGAN step takes n_critic={self.n_critic} batches of real samples stacked as one batch "
                 f"of n_critic * m samples; got a batch of {n}. Make the batch size a multiple of n_critic, "
                 f"for example data.make_dataset(x, batch_size={self.n_critic} * m, passes={self.n_critic}).")
-        if n is not None:
-            return n // self.n_critic
-        size = tf.shape(stacked)[0]
-        tf.debugging.assert_equal(size % self.n_critic, 0,
-                                  message="the batch size of a WGAN step must be a multiple of n_critic")
-        return size // self.n_critic
+        return n // self.n_critic
 
     def train_step(self, data):
         stacked = data[0] if isinstance(data, tuple) else data
