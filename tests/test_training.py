@@ -178,3 +178,48 @@ def test_learning_rate_step_holds_after_a_resume(digits, tmp_path):
                                                 callbacks.LearningRateStep(1, 0.5, (2e-4, 2e-4)), record])
     assert np.allclose(record.rates, [(1e-4, 1e-4)] * 2)
 
+
+
+class _Recorder(trainers.GAN):
+    """A GAN whose (eager) train step only records which images it was given."""
+
+    def train_step(self, data):
+        self.seen.append(np.asarray(data)[:, 0, 0, 0].astype(int).tolist())
+        self.d_loss_tracker.update_state(0.0)
+        return {"d_loss": self.d_loss_tracker.result()}
+
+
+def test_fit_reads_each_epoch_as_one_new_pass_through_one_iterator(monkeypatch):
+    import tensorflow as tf
+
+    made = []
+    make_iterator = tf.data.Dataset.__iter__
+    monkeypatch.setattr(tf.data.Dataset, "__iter__", lambda ds: made.append(ds) or make_iterator(ds))
+    images = np.repeat(np.arange(12, dtype="float32"), 28 * 28).reshape(12, 28, 28, 1)
+    gan = _Recorder(models.dcgan_generator(4, filters=2), models.dcgan_discriminator(filters=2))
+    gan.compile(keras.optimizers.Adam(), keras.optimizers.Adam(), run_eagerly=True)
+    gan.seen = []
+    history = gan.fit(data.make_dataset(images, batch_size=4, seed=1), epochs=3, verbose=0)
+    assert len(history.epoch) == 3
+    assert len(gan.seen) == 9 and all(len(batch) == 4 for batch in gan.seen)
+    epochs = [sum(gan.seen[3 * e:3 * e + 3], []) for e in range(3)]
+    assert all(sorted(order) == list(range(12)) for order in epochs)  # every image once an epoch
+    assert len({tuple(order) for order in epochs}) == 3  # in a new order each epoch
+    assert len(made) == 1  # one iterator for the whole run
+
+
+@pytest.mark.filterwarnings("ignore:Your input ran out of data")
+def test_fit_leaves_a_dataset_of_unknown_length_to_keras(monkeypatch):
+    import tensorflow as tf
+
+    made = []
+    make_iterator = tf.data.Dataset.__iter__
+    monkeypatch.setattr(tf.data.Dataset, "__iter__", lambda ds: made.append(ds) or make_iterator(ds))
+    images = np.repeat(np.arange(12, dtype="float32"), 28 * 28).reshape(12, 28, 28, 1)
+    gan = _Recorder(models.dcgan_generator(4, filters=2), models.dcgan_discriminator(filters=2))
+    gan.compile(keras.optimizers.Adam(), keras.optimizers.Adam(), run_eagerly=True)
+    gan.seen = []
+    unknown = data.make_dataset(images, batch_size=4, seed=1).filter(lambda batch: True)
+    history = gan.fit(unknown, epochs=2, verbose=0)
+    assert len(history.epoch) == 2 and len(gan.seen) == 6
+    assert len(made) == 2  # Keras's own way: a new iterator each epoch
