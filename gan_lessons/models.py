@@ -115,47 +115,62 @@ def dcgan_generator(latent_dim=64, filters=64, name="generator"):
     return keras.Model(z, image, name=name)
 
 
-def _conv_trunk(x, filters, norm):
-    """28x28 -> 14x14 -> 7x7 with stride-2 convolutions and LeakyReLU, then flatten."""
+def _conv_trunk(x, filters, norm, refine=False):
+    """28x28 -> 14x14 -> 7x7 with stride-2 convolutions and LeakyReLU (``refine``: then a
+    3x3 convolution at 7x7), then flatten."""
+
+    def norm_and_activation(h):
+        if norm == "batch":
+            h = layers.BatchNormalization()(h)
+        elif norm == "layer":
+            h = layers.LayerNormalization()(h)
+        return layers.LeakyReLU(0.2)(h)
+
     h = layers.Conv2D(filters, 4, strides=2, padding="same")(x)
     h = layers.LeakyReLU(0.2)(h)
-    h = layers.Conv2D(2 * filters, 4, strides=2, padding="same", use_bias=norm is None)(h)
-    if norm == "batch":
-        h = layers.BatchNormalization()(h)
-    elif norm == "layer":
-        h = layers.LayerNormalization()(h)
-    h = layers.LeakyReLU(0.2)(h)
+    h = norm_and_activation(layers.Conv2D(2 * filters, 4, strides=2, padding="same", use_bias=norm is None)(h))
+    if refine:
+        h = norm_and_activation(layers.Conv2D(2 * filters, 3, padding="same", use_bias=norm is None)(h))
     return layers.Flatten()(h)
 
 
 _NORMS = ("batch", "layer", None)
 
 
-def dcgan_discriminator(filters=64, norm="batch", dropout=0.0, name="discriminator"):
+def dcgan_discriminator(filters=64, norm="batch", dropout=0.0, refine=False, name="discriminator"):
     """DCGAN discriminator: two stride-2 convolutions with LeakyReLU, then one logit.
 
     Shapes: (28, 28, 1) -> (14, 14, f) -> (7, 7, 2f) -> 1. ``norm`` is "batch"
     (DCGAN), "layer" or None (a WGAN-GP critic must not use BatchNorm).
+
+    ``refine=True`` adds a 3x3 convolution at 7x7 (2f maps, the same norm and
+    LeakyReLU) before the logit, the mirror image of the generator's 3x3 convolution at
+    7x7. Each 7x7 feature of the two-layer trunk sees a 10x10 patch of the image and
+    the logit only adds them up; after the extra layer each sees 18x18, most of a digit,
+    and the features are combined non-linearly, so D can judge a digit's overall shape.
     """
     _positive_int("filters", filters)
     if norm not in _NORMS:
         raise ValueError(f"norm must be one of 'batch', 'layer' or None; got {norm!r}.")
     x = keras.Input(shape=IMAGE_SHAPE, name="image")
-    h = _conv_trunk(x, filters, norm)
+    h = _conv_trunk(x, filters, norm, refine=bool(refine))
     if dropout:
         h = layers.Dropout(dropout)(h)
     return keras.Model(x, layers.Dense(1, name="logit")(h), name=name)
 
 
-def critic(filters=64, norm=None, name="critic"):
-    """A WGAN critic: the DCGAN discriminator's shape with no BatchNorm, an unbounded score."""
+def critic(filters=64, norm=None, refine=False, name="critic"):
+    """A WGAN critic: the DCGAN discriminator's shape with no BatchNorm, an unbounded score.
+
+    ``refine=True`` adds the 3x3 convolution at 7x7 of ``dcgan_discriminator(refine=True)``.
+    """
     _positive_int("filters", filters)
     if norm == "batch":
         raise ValueError("norm must be 'layer' or None for a critic: BatchNorm mixes samples, which breaks the gradient penalty.")
     if norm not in _NORMS:
         raise ValueError(f"norm must be 'layer' or None; got {norm!r}.")
     x = keras.Input(shape=IMAGE_SHAPE, name="image")
-    h = _conv_trunk(x, filters, norm)
+    h = _conv_trunk(x, filters, norm, refine=bool(refine))
     return keras.Model(x, layers.Dense(1, name="score")(h), name=name)
 
 

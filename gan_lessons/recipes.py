@@ -109,17 +109,23 @@ class DCGANRecipe(Recipe):
     0.999, about the last 1,000 steps; ``trainers.GAN(average_momentum=...)``). The saved
     generator is the average: the raw weights jitter with every step at this learning
     rate, and their average draws cleaner digits.
+
+    The discriminator has the extra 3x3 convolution at 7x7 (``refine=True``), so that it
+    judges whole digits, not 10x10 patches added up. It makes an epoch about a third
+    slower and is worth it: in trial runs on one CPU thread the averaged generator
+    reached FID 15.1 after 45 epochs (seed 0), where the two-layer discriminator was at
+    24 to 29 after 75.
     """
 
     name = "dcgan"
-    help = "the DCGAN of lesson 02 (Adam 6e-4, batch 32, averaged generator weights)"
-    epochs = 75
+    help = "the DCGAN of lesson 02 (refined discriminator, Adam 6e-4, batch 32, averaged generator weights)"
+    epochs = 50
     batch_size = 32
     learning_rate = 6e-4
     average_momentum = 0.999
 
     def build(self, seed):
-        gan = trainers.GAN(models.dcgan_generator(self.latent_dim), models.dcgan_discriminator(),
+        gan = trainers.GAN(models.dcgan_generator(self.latent_dim), models.dcgan_discriminator(refine=True),
                            real_label=0.9, average_momentum=self.average_momentum, seed=seed)
         gan.compile(_adam(self.learning_rate), _adam(self.learning_rate))
         return gan

@@ -15,10 +15,24 @@ from gan_lessons import models, trainers
         (lambda: models.mlp_discriminator(), (None, 1)),
         (lambda: models.dcgan_discriminator(filters=8), (None, 1)),
         (lambda: models.critic(filters=8), (None, 1)),
+        (lambda: models.dcgan_discriminator(filters=8, refine=True), (None, 1)),
+        (lambda: models.critic(filters=8, refine=True), (None, 1)),
     ],
 )
 def test_output_shapes(builder, shape):
     assert builder().output_shape == shape
+
+
+@pytest.mark.parametrize("refine, patch", [(False, 10), (True, 18)])
+def test_refined_discriminator_sees_a_larger_patch(refine, patch):
+    d = models.dcgan_discriminator(filters=4, refine=refine)
+    features = keras.Model(d.input, d.get_layer(index=-3).output)  # the last 7x7 maps, before flattening
+    assert features.output_shape == (None, 7, 7, 8)
+    image = tf.Variable(np.random.default_rng(0).normal(size=(1, 28, 28, 1)).astype("float32"))
+    with tf.GradientTape() as tape:
+        centre = features(image, training=False)[0, 3, 3, 0]
+    seen = np.argwhere(np.asarray(tape.gradient(centre, image))[0, :, :, 0] != 0)
+    assert (seen.max(axis=0) - seen.min(axis=0) + 1).tolist() == [patch, patch]
 
 
 def test_generators_output_in_tanh_range():
