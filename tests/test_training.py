@@ -179,7 +179,6 @@ def test_learning_rate_step_holds_after_a_resume(digits, tmp_path):
     assert np.allclose(record.rates, [(1e-4, 1e-4)] * 2)
 
 
-
 class _Recorder(trainers.GAN):
     """A GAN whose (eager) train step only records which images it was given."""
 
@@ -189,7 +188,9 @@ class _Recorder(trainers.GAN):
         return {"d_loss": self.d_loss_tracker.result()}
 
 
-def test_fit_reads_each_epoch_as_one_new_pass_through_one_iterator(monkeypatch):
+@pytest.fixture
+def recorder(monkeypatch):
+    """A recording GAN on 12 images numbered 0..11, and the list of iterators made over datasets."""
     import tensorflow as tf
 
     made = []
@@ -199,6 +200,11 @@ def test_fit_reads_each_epoch_as_one_new_pass_through_one_iterator(monkeypatch):
     gan = _Recorder(models.dcgan_generator(4, filters=2), models.dcgan_discriminator(filters=2))
     gan.compile(keras.optimizers.Adam(), keras.optimizers.Adam(), run_eagerly=True)
     gan.seen = []
+    return gan, images, made
+
+
+def test_fit_reads_each_epoch_as_one_new_pass_through_one_iterator(recorder):
+    gan, images, made = recorder
     history = gan.fit(data.make_dataset(images, batch_size=4, seed=1), epochs=3, verbose=0)
     assert len(history.epoch) == 3
     assert len(gan.seen) == 9 and all(len(batch) == 4 for batch in gan.seen)
@@ -209,16 +215,8 @@ def test_fit_reads_each_epoch_as_one_new_pass_through_one_iterator(monkeypatch):
 
 
 @pytest.mark.filterwarnings("ignore:Your input ran out of data")
-def test_fit_leaves_a_dataset_of_unknown_length_to_keras(monkeypatch):
-    import tensorflow as tf
-
-    made = []
-    make_iterator = tf.data.Dataset.__iter__
-    monkeypatch.setattr(tf.data.Dataset, "__iter__", lambda ds: made.append(ds) or make_iterator(ds))
-    images = np.repeat(np.arange(12, dtype="float32"), 28 * 28).reshape(12, 28, 28, 1)
-    gan = _Recorder(models.dcgan_generator(4, filters=2), models.dcgan_discriminator(filters=2))
-    gan.compile(keras.optimizers.Adam(), keras.optimizers.Adam(), run_eagerly=True)
-    gan.seen = []
+def test_fit_leaves_a_dataset_of_unknown_length_to_keras(recorder):
+    gan, images, made = recorder
     unknown = data.make_dataset(images, batch_size=4, seed=1).filter(lambda batch: True)
     history = gan.fit(unknown, epochs=2, verbose=0)
     assert len(history.epoch) == 2 and len(gan.seen) == 6
