@@ -113,10 +113,10 @@ class DCGANRecipe(Recipe):
     The discriminator has the extra 3x3 convolution at 7x7 (``refine=True``), so that it
     judges whole digits, not 10x10 patches added up. It makes an epoch about a third
     slower and is worth it: with these defaults (seed 0, 2-core CPU) the command line
-    reached FID 15.5 (2.3 times the floor) in 7 minutes; with the two-layer
-    discriminator and 75 epochs, 8 to 9 minutes, it ended at 27.7 to 29.3. Trial runs on
-    one thread: 15.1 and 16.3 after 45 epochs (seeds 0 and 1) against 40 and 45 for the
-    two-layer discriminator after 30.
+    reached FID 15.5 (2.3 times the floor; 15.8 with seed 1) in 7 minutes; with the
+    two-layer discriminator and 75 epochs, 8 to 9 minutes, it ended at 27.7 to 29.3.
+    Trial runs on one thread: 15.1 and 16.3 after 45 epochs (seeds 0 and 1) against 40
+    and 45 for the two-layer discriminator after 30.
     """
 
     name = "dcgan"
@@ -203,8 +203,8 @@ class WGANGPRecipe(_CriticStepsRecipe):
     The critic has the dcgan recipe's extra 3x3 convolution at 7x7 (``refine=True``).
     An epoch takes about 1.5 times as long, and 30 epochs do far more than 60 without
     it: with these defaults (seed 0, 2-core CPU) the command line reached FID 20.4
-    (3.0 times the floor) in 6 minutes, against 27.3 in about 8 minutes for 60 epochs
-    with the two-layer critic.
+    (3.0 times the floor; 24.3 with seed 1) in 6 minutes, against 27.3 in about 8
+    minutes for 60 epochs with the two-layer critic.
 
     Fresh real digits for each critic step (Algorithm 1 of Gulrajani et al.) matter: with
     one batch reused for all five critic steps, a run with the two-layer critic (seed 0,
