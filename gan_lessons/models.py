@@ -153,7 +153,7 @@ def dcgan_discriminator(filters=64, norm="batch", dropout=0.0, refine=False, nam
     if norm not in _NORMS:
         raise ValueError(f"norm must be one of 'batch', 'layer' or None; got {norm!r}.")
     x = keras.Input(shape=IMAGE_SHAPE, name="image")
-    h = _conv_trunk(x, filters, norm, refine=bool(refine))
+    h = _conv_trunk(x, filters, norm, refine=refine)
     if dropout:
         h = layers.Dropout(dropout)(h)
     return keras.Model(x, layers.Dense(1, name="logit")(h), name=name)
@@ -170,7 +170,7 @@ def critic(filters=64, norm=None, refine=False, name="critic"):
     if norm not in _NORMS:
         raise ValueError(f"norm must be 'layer' or None; got {norm!r}.")
     x = keras.Input(shape=IMAGE_SHAPE, name="image")
-    h = _conv_trunk(x, filters, norm, refine=bool(refine))
+    h = _conv_trunk(x, filters, norm, refine=refine)
     return keras.Model(x, layers.Dense(1, name="score")(h), name=name)
 
 

@@ -217,7 +217,6 @@ class WGANGPRecipe(_CriticStepsRecipe):
     batch_size = 32
     g_filters = 32
     c_filters = 32
-    refine_critic = True
     learning_rate = 5e-4
     beta_1 = 0.5
     average_momentum = 0.999
@@ -225,7 +224,7 @@ class WGANGPRecipe(_CriticStepsRecipe):
 
     def build(self, seed):
         wgan = trainers.WGAN(models.dcgan_generator(self.latent_dim, self.g_filters),
-                             models.critic(self.c_filters, refine=self.refine_critic),
+                             models.critic(self.c_filters, refine=True),
                              n_critic=self.n_critic, gp_weight=10.0, average_momentum=self.average_momentum,
                              seed=seed)
         wgan.compile(_adam(self.learning_rate, beta_1=self.beta_1, beta_2=0.9),

@@ -31,6 +31,15 @@ def _build_optimizer(name, optimizer, variables):
     return optimizer
 
 
+def _dataset_length(x):
+    """The number of batches of a ``tf.data`` dataset of known, finite length; else None."""
+    if isinstance(x, tf.data.Dataset):
+        length = int(x.cardinality())
+        if length > 0:
+            return length
+    return None
+
+
 class OneIteratorFit:
     """Mixin for a ``keras.Model``: ``fit`` reads a finite dataset through one iterator.
 
@@ -45,10 +54,9 @@ class OneIteratorFit:
     """
 
     def fit(self, x=None, y=None, **kwargs):
-        if isinstance(x, tf.data.Dataset) and kwargs.get("steps_per_epoch") is None:
-            steps = int(x.cardinality())
-            if steps > 0:
-                x, kwargs["steps_per_epoch"] = x.repeat(), steps
+        steps = _dataset_length(x)
+        if steps is not None and kwargs.get("steps_per_epoch") is None:
+            x, kwargs["steps_per_epoch"] = x.repeat(), steps
         return super().fit(x, y, **kwargs)
 
 
@@ -558,8 +566,8 @@ class CycleGAN(OneIteratorFit, keras.Model):
         """``keras.Model.fit``; first sizes any ``LinearDecay`` left with total_steps=None
         to the whole run (epochs x steps per epoch)."""
         steps = kwargs.get("steps_per_epoch")
-        if steps is None and isinstance(x, tf.data.Dataset):
-            steps = int(x.cardinality())
+        if steps is None:
+            steps = _dataset_length(x)
         for optimizer in (getattr(self, "g_optimizer", None), getattr(self, "d_optimizer", None)):
             schedule = getattr(optimizer, "_learning_rate", None)
             if isinstance(schedule, LinearDecay) and schedule.auto:
