@@ -1,111 +1,148 @@
-"""Headless runs: ``python -m gan_lessons train MODEL --out DIR`` and ``evaluate DIR``.
+"""The command line: ``python -m gan_lessons train MODEL --out DIR`` and ``evaluate DIR``.
 
-What a finished ``train`` leaves in DIR:
-  generator.keras (cyclegan: generator_ab.keras, generator_ba.keras, test_domains.npz),
-  samples.png, history.json (per-epoch losses and seconds) and run.json (the options).
-A finished DIR is never overwritten; an unfinished one (interrupted by Ctrl-C, a crash
-or a lost connection) resumes from its last finished epoch when the same command is
-run again.
+``train`` leaves in DIR: generator.keras (cyclegan: generator_ab.keras, generator_ba.keras
+and test_domains.npz), samples.png, history.json (per-epoch losses and seconds) and
+run.json (the options and the run's status). A finished DIR is never overwritten; an
+unfinished one (Ctrl-C, a crash, a lost connection) resumes from its last finished epoch
+when the same command is run again; a run stopped by a NaN loss is marked failed.
+
+What each MODEL trains is one small build function in ``MODELS`` below.
 """
 
 import argparse
 import json
-import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
+import keras
+import numpy as np
+
+import gan_lessons
+from gan_lessons import callbacks, cgan, checks, cyclegan, data, gan, metrics, plots, runtime, wgan
+
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+LATENT_DIM = 64
 
 
 class UsageError(Exception):
-    """Bad input: printed as one sentence, exit code 2."""
+    """Bad input to the command line: printed as one sentence, exit code 2."""
 
 
-def _integer(name, minimum):
-    """argparse type: an integer of at least ``minimum``, with a message naming the option."""
-    kind = "a positive integer" if minimum == 1 else "a non-negative integer"
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be {kind}; got {text!r}.")
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{name} must be {kind}; got {value}.")
-        return value
-
-    return parse
+# ------------------------------------------------------------------ what MODEL trains
+# Each build function takes the seed and the run's total number of steps and returns a
+# compiled trainer and the callbacks it needs beyond the command line's own.
 
 
-def _positive(name):
-    return _integer(name, 1)
+def _adam(rate=2e-4, beta_1=0.5, beta_2=0.999):
+    return keras.optimizers.Adam(rate, beta_1=beta_1, beta_2=beta_2)
 
 
-def _non_negative(name):
-    return _integer(name, 0)
+def build_gan(seed, total_steps):
+    trainer = gan.GAN(gan.mlp_generator(LATENT_DIM), gan.mlp_discriminator(), seed=seed)
+    trainer.compile(d_optimizer=_adam(), g_optimizer=_adam())
+    return trainer, []
 
 
-def build_parser(model_names, model_help):
-    parser = argparse.ArgumentParser(
-        prog="python -m gan_lessons",
-        description="Train and evaluate the course's GANs without a notebook.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    train = sub.add_parser(
-        "train",
-        help="train a model and save its generator",
-        description=(
-            "Train MODEL on MNIST (the full set when reachable, the bundled 5,000 digits "
-            "offline) and save the generator, a sample grid and the per-epoch history in "
-            "DIR. A finished DIR is refused; an unfinished one (Ctrl-C, crash, disconnect) "
-            "resumes from its last finished epoch."
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="models:\n" + "\n".join(f"  {n:<9} {h}" for n, h in model_help.items()),
-    )
-    train.add_argument("model", metavar="MODEL", choices=model_names,
-                       help=f"which model to train: {', '.join(model_names)}")
-    train.add_argument("--out", required=True, metavar="DIR", type=Path,
-                       help="output folder (created; must be new, empty, or an unfinished run)")
-    train.add_argument("--epochs", type=_positive("--epochs"), metavar="N",
-                       help="passes over the training data (default: the model's own)")
-    train.add_argument("--batch-size", type=_positive("--batch-size"), metavar="B",
-                       help="images per training step (default: the model's own)")
-    train.add_argument("--seed", type=_non_negative("--seed"), default=0, metavar="S",
-                       help="random seed; the same seed repeats a run on the CPU (default 0)")
-    train.add_argument("--quick", action="store_true",
-                       help="a quick check: few epochs on little data (also set by GAN_LESSONS_QUICK=1)")
-
-    evaluate = sub.add_parser(
-        "evaluate",
-        help="print a saved run's metrics as JSON",
-        description="Measure the generator saved in DIR with the course's classifier and print JSON "
-                    "(FID and its real-vs-real floor, KID, classes covered; label accuracy for cgan; "
-                    "class kept through translation for cyclegan).",
-    )
-    evaluate.add_argument("dir", metavar="DIR", type=Path, help="a folder written by 'train'")
-    evaluate.add_argument("--n", type=_positive("--n"), default=1000, metavar="N",
-                          help="samples to draw (default 1000)")
-    evaluate.add_argument("--seed", type=_non_negative("--seed"), default=0, metavar="S",
-                          help="seed of the samples (default 0)")
-    return parser
+def build_dcgan(seed, total_steps):
+    trainer = gan.GAN(gan.dcgan_generator(LATENT_DIM), gan.dcgan_discriminator(refine=True), real_label=0.9,
+                      seed=seed)
+    trainer.compile(d_optimizer=_adam(6e-4), g_optimizer=_adam(6e-4))
+    return trainer, [callbacks.GeneratorAverage(0.999)]
 
 
-# ---------------------------------------------------------------------------- train
+def build_cgan(seed, total_steps):
+    trainer = cgan.ConditionalGAN(cgan.conditional_generator(LATENT_DIM), cgan.conditional_discriminator(),
+                                  matching_aware=True, real_label=0.9, seed=seed)
+    trainer.compile(d_optimizer=_adam(), g_optimizer=_adam())
+    return trainer, []
+
+
+def build_wgan(seed, total_steps):
+    trainer = wgan.WGAN(gan.dcgan_generator(LATENT_DIM, 32), wgan.critic(32), n_critic=5, clip_value=0.01,
+                        seed=seed)
+    trainer.compile(d_optimizer=keras.optimizers.RMSprop(5e-5), g_optimizer=keras.optimizers.RMSprop(5e-5))
+    return trainer, []
+
+
+def build_wgan_gp(seed, total_steps):
+    trainer = wgan.WGAN(gan.dcgan_generator(LATENT_DIM, 32), wgan.critic(32, refine=True), n_critic=5,
+                        gp_weight=10.0, seed=seed)
+    trainer.compile(d_optimizer=_adam(5e-4, beta_2=0.9), g_optimizer=_adam(5e-4, beta_2=0.9))
+    return trainer, [callbacks.GeneratorAverage(0.999)]
+
+
+def build_cyclegan(seed, total_steps):
+    g_ab, g_ba = (cyclegan.resnet_generator(24, 3, name=f"generator_{ab}") for ab in ("ab", "ba"))
+    d_a, d_b = (cyclegan.patchgan_discriminator(32, name=f"discriminator_{a}") for a in ("a", "b"))
+    trainer = cyclegan.CycleGAN(g_ab, g_ba, d_a, d_b, seed=seed)
+    trainer.compile(d_optimizer=_adam(cyclegan.LinearDecay(2e-4, total_steps)),
+                    g_optimizer=_adam(cyclegan.LinearDecay(2e-4, total_steps)))
+    return trainer, []
+
+
+@dataclass
+class Spec:
+    build: object
+    epochs: int
+    batch_size: int
+    help: str
+    data: str = "images"  # images, labelled, critic (n_critic batches a step) or domains
+    keys: tuple = ("d_loss", "g_loss")
+
+
+MODELS = {
+    "gan": Spec(build_gan, 60, 64, "the MLP GAN of lesson 01"),
+    "dcgan": Spec(build_dcgan, 50, 32, "the DCGAN of lesson 02 (refined D, Adam 6e-4, batch 32, averaged G)"),
+    "cgan": Spec(build_cgan, 60, 64, "the matching-aware conditional GAN of lesson 03", "labelled"),
+    "wgan": Spec(build_wgan, 60, 32, "the weight-clipped WGAN of lesson 04 (RMSprop 5e-5, clip 0.01)", "critic",
+                 ("c_loss", "g_loss", "wasserstein")),
+    "wgan-gp": Spec(build_wgan_gp, 30, 32, "the WGAN-GP of lesson 04 (refined critic, Adam 5e-4, averaged G)",
+                    "critic", ("c_loss", "g_loss", "wasserstein", "gp")),
+    "cyclegan": Spec(build_cyclegan, 10, 32, "the CycleGAN of lesson 05 (plain <-> outlined digits)", "domains",
+                     ("g_loss", "cycle_loss", "d_a_loss", "d_b_loss")),
+}
+QUICK_EPOCHS, QUICK_DIGITS = 1, 512
+
+
+def _load_data(spec, batch_size, seed, quick):
+    """The training data as (dataset, steps per epoch), and the held-out domains for cyclegan."""
+    if spec.data == "domains":
+        train = cyclegan.load_digit_domains("train", limit=QUICK_DIGITS // 2 if quick else 4000, verbose=False)
+        test = cyclegan.load_digit_domains("test", limit=QUICK_DIGITS // 2 if quick else 1000, verbose=False)
+        size = len(train)
+    else:
+        x, y = data.load_mnist("train", limit=QUICK_DIGITS if quick else None)
+        test, size = None, len(x)
+    if batch_size > size:
+        raise UsageError(f"--batch-size {batch_size} is larger than the training data ({size} images); "
+                         f"use at most {size}.")
+    if spec.data == "domains":
+        return data.make_unpaired_dataset(train.a, train.b, batch_size, seed), test
+    per_step = 5 if spec.data == "critic" else 1
+    return data.make_dataset(x, y if spec.data == "labelled" else None, batch_size, seed, per_step), test
+
+
+# ------------------------------------------------------------------------ run.json
+
+RUN_KEYS = {"model": str, "epochs": int, "batch_size": int, "seed": int, "quick": bool, "status": str}
 
 
 def _read_run(out):
+    """The run record in ``out``, checked, or None when there is none."""
     path = out / "run.json"
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise UsageError(f"{path} is not readable JSON; move DIR aside and start a new run.")
-    return None
+    if not path.is_file():
+        return None
+    try:
+        run = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UsageError(f"{path} is not readable JSON; move the folder aside and start a new run.") from None
+    bad = [k for k, kind in RUN_KEYS.items() if not isinstance(run, dict) or type(run.get(k)) is not kind]
+    if bad or run["model"] not in MODELS:
+        raise UsageError(f"{path} is not a gan_lessons run record (bad or missing: {', '.join(bad) or 'model'}); "
+                         "move the folder aside and start a new run.")
+    return run
 
 
 def _write_run(out, run):
@@ -114,130 +151,195 @@ def _write_run(out, run):
     tmp.replace(out / "run.json")
 
 
-def _plan(args, recipe):
-    """Decide between a new run and a resumed one; refuse everything else."""
-    out = args.out
+def _plan(args):
+    """A new run, or the unfinished run in --out to resume; everything else is refused."""
+    out, spec = args.out, MODELS[args.model]
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder path (new, empty, or an unfinished run).")
+        raise UsageError(f"--out {out} is a file; give a folder (new, empty, or an unfinished run).")
     run = _read_run(out) if out.is_dir() else None
     if run is None:
         if out.is_dir() and any(out.iterdir()):
             raise UsageError(f"--out {out} is a non-empty folder that holds no gan_lessons run; "
                              "choose a new or empty folder.")
-        return {"model": recipe.name, "epochs": args.epochs or (recipe.quick_epochs if args.quick else recipe.epochs),
-                "batch_size": args.batch_size or recipe.batch_size, "seed": args.seed,
-                "quick": args.quick, "status": "running"}, False
-    if run.get("status") == "finished":
-        raise UsageError(f"--out {out} already holds a finished {run.get('model')} run; it is left as it is. "
+        epochs = args.epochs or (QUICK_EPOCHS if args.quick else spec.epochs)
+        return {"model": args.model, "epochs": epochs, "batch_size": args.batch_size or spec.batch_size,
+                "seed": args.seed, "quick": args.quick, "status": "running"}, False
+    if run["status"] == "finished":
+        raise UsageError(f"--out {out} already holds a finished {run['model']} run; it is left as it is. "
                          "Choose another folder to train again.")
-    if run.get("model") != recipe.name:
-        raise UsageError(f"--out {out} holds an unfinished {run.get('model')} run, not {recipe.name}; "
+    if run["status"] == "failed":
+        raise UsageError(f"--out {out} holds a {run['model']} run that failed ({run.get('failure', 'no reason kept')}) "
+                         "and cannot be resumed; start a new run in another folder.")
+    if run["model"] != args.model:
+        raise UsageError(f"--out {out} holds an unfinished {run['model']} run, not {args.model}; "
                          "resume it with the same MODEL or choose another folder.")
-    for key, given in (("epochs", args.epochs), ("batch_size", args.batch_size)):
-        if given is not None and given != run[key]:
-            raise UsageError(f"--{key.replace('_', '-')} {given} differs from the unfinished run in {out} "
-                             f"({run[key]}); resume with the same options or choose another folder.")
-    if args.seed != run["seed"] or bool(args.quick) != bool(run["quick"]):
-        raise UsageError(f"--seed/--quick differ from the unfinished run in {out} "
-                         f"(seed {run['seed']}, quick {run['quick']}); resume with the same options.")
+    for key in ("epochs", "batch_size", "seed", "quick"):
+        value = getattr(args, key)
+        if value is not None and value != run[key]:
+            option = f"--{key.replace('_', '-')}" + ("" if key == "quick" else f" {value}")
+            raise UsageError(f"{option} differs from the unfinished run in {out} ({key} {run[key]}); "
+                             "resume with the same options or choose another folder.")
     return run, True
 
 
+# --------------------------------------------------------------------------- train
+
+
+def _final_generator(trainer):
+    """The generator to save: its moving average when the run kept one."""
+    return getattr(trainer, "generator_average", None) or trainer.generator
+
+
+def _sample_grid(trainer, run, test):
+    """samples.png's images: 100 digits (cgan: a row per class); cyclegan: one row per
+    example, A, A->B, A->B->A, style(A), B, B->A, B->A->B."""
+    if test is not None:
+        a, b = test.a[:10], test.b[:10]
+        fake_b, fake_a = metrics.generate(trainer.generator_ab, a), metrics.generate(trainer.generator_ba, b)
+        columns = [a, fake_b, metrics.generate(trainer.generator_ba, fake_b), cyclegan.style(a),
+                   b, fake_a, metrics.generate(trainer.generator_ab, fake_a)]
+        return np.stack(columns, axis=1).reshape((-1, 28, 28, 1))
+    generator = _final_generator(trainer)
+    noise = np.random.default_rng(run["seed"] + 1).standard_normal((100, LATENT_DIM)).astype("float32")
+    if len(generator.inputs) == 2:
+        return metrics.generate(generator, [noise, np.repeat(np.arange(10), 10)])
+    return metrics.generate(generator, noise)
+
+
 def train(args):
-    from gan_lessons import recipes
-
-    recipe = recipes.get(args.model)
-    if os.environ.get("GAN_LESSONS_QUICK", "").strip().lower() in {"1", "true", "yes", "on"}:
-        args.quick = True
-    run, resuming = _plan(args, recipe)
-    if run["quick"]:
-        os.environ["GAN_LESSONS_QUICK"] = "1"
-
-    import gan_lessons
-    from gan_lessons import callbacks, plots
-
+    run, resuming = _plan(args)
+    spec = MODELS[run["model"]]
     gan_lessons.set_seed(run["seed"])
-    x, y = recipe.load_data(run["quick"])
-    if run["batch_size"] > len(x):
-        raise UsageError(f"--batch-size {run['batch_size']} is larger than the training data "
-                         f"({len(x)} images); use at most {len(x)}.")
-    dataset = recipe.make_dataset(x, y, run["batch_size"], run["seed"])
-
+    (dataset, steps), test = _load_data(spec, run["batch_size"], run["seed"], run["quick"])
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    if not resuming:
-        _write_run(out, run)
-        recipe.prepare(out, x, y, run["seed"])
-        print(f"Training {recipe.name} for {run['epochs']} epochs (batch {run['batch_size']}, "
-              f"seed {run['seed']}) into {out}.")
+    if resuming:
+        history = out / "history.json"
+        done = len(json.loads(history.read_text())["epoch"]) if history.is_file() else 0
+        print(f"Resuming the unfinished {run['model']} run in {out} after epoch {done} of {run['epochs']}.")
     else:
-        done = len(json.loads((out / "history.json").read_text())["epoch"]) if (out / "history.json").is_file() else 0
-        print(f"Resuming the unfinished {recipe.name} run in {out} after epoch {done} of {run['epochs']}.")
+        _write_run(out, run)
+        if test is not None:
+            test.save(out / "test_domains.npz")
+        print(f"Training {run['model']} for {run['epochs']} epochs (batch {run['batch_size']}, "
+              f"seed {run['seed']}) into {out}.")
 
-    trainer = recipe.build(run["seed"])
+    trainer, extra = spec.build(run["seed"], run["epochs"] * steps)
     nan_stop = callbacks.StopOnNaN()
-    cbs = [callbacks.resume(out / "backup"), callbacks.HistoryFile(out / "history.json"), nan_stop,
-           callbacks.Progress(keys=list(recipe.monitor_keys))]
+    own = [callbacks.resume(out / "backup"), callbacks.HistoryFile(out / "history.json"), nan_stop,
+           callbacks.Progress(keys=list(spec.keys))]
     start = time.perf_counter()
     try:
-        trainer.fit(dataset, epochs=run["epochs"], verbose=0, callbacks=cbs)
+        trainer.fit(dataset, epochs=run["epochs"], steps_per_epoch=steps, verbose=0, callbacks=extra + own)
     except KeyboardInterrupt:
         print(f"\nInterrupted. Run the same command again to resume from the last finished epoch in {out}.")
         return EXIT_INTERRUPTED
     if nan_stop.stopped_at is not None:
-        print(f"The run in {out} is not finished: {nan_stop.message}")
+        run.update(status="failed", failure=nan_stop.message)
+        _write_run(out, run)
+        print(f"The run in {out} failed and is marked so; start a new run in another folder.")
         return EXIT_FAILED
 
-    recipe.save(trainer, out)
-    inputs = recipe.sample_inputs(trainer, run["seed"])
-    plots.save_grid_png(recipe.sample_images(trainer, inputs), out / "samples.png", rows=10)
-    run["status"] = "finished"
-    run["train_seconds_last_part"] = round(time.perf_counter() - start, 1)
+    if test is not None:
+        trainer.generator_ab.save(out / "generator_ab.keras")
+        trainer.generator_ba.save(out / "generator_ba.keras")
+    else:
+        _final_generator(trainer).save(out / "generator.keras")
+    plots.save_grid_png(_sample_grid(trainer, run, test), out / "samples.png", rows=10)
+    run.update(status="finished", train_seconds_last_part=round(time.perf_counter() - start, 1))
     _write_run(out, run)
-    saved = ", ".join(recipe.output_files + ("samples.png", "history.json"))
-    print(f"Finished: wrote {saved} to {out}.")
+    print(f"Finished: wrote the generator, samples.png and history.json to {out}.")
     return 0
 
 
-# ------------------------------------------------------------------------- evaluate
+# ------------------------------------------------------------------------ evaluate
+
+
+def _load(path):
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # Keras's message can run to pages: keep its first sentence
+        first = str(exc).strip().split("\n")[0].split(". ")[0].rstrip(".")
+        raise UsageError(f"{path} could not be loaded: {first}.") from None
 
 
 def evaluate(args):
-    from gan_lessons import recipes
-
     run = _read_run(args.dir) if args.dir.is_dir() else None
     if run is None:
         raise UsageError(f"DIR {args.dir} holds no gan_lessons run (no run.json); give a folder written by 'train'.")
-    if run.get("status") != "finished":
-        raise UsageError(f"DIR {args.dir} holds an unfinished run; finish it with 'train' first.")
-    recipe = recipes.get(run["model"])
-    if run.get("quick"):
-        os.environ["GAN_LESSONS_QUICK"] = "1"
-    import gan_lessons  # noqa: F401
-
-    result = recipe.evaluate(args.dir, n=args.n, seed=args.seed)
-    result = {"model": run["model"], **result}
-    print(json.dumps(result, indent=1))
+    if run["status"] != "finished":
+        raise UsageError(f"DIR {args.dir} holds a {run['status']} run, not a finished one; "
+                         "finish it with 'train' first.")
+    metrics.load_classifier(verbose=False, quick=run["quick"])  # stdout stays pure JSON
+    if run["model"] == "cyclegan":
+        test = cyclegan.UnpairedDomains.load(args.dir / "test_domains.npz").head(args.n)
+        report = cyclegan.translation_report(_load(args.dir / "generator_ab.keras"),
+                                             _load(args.dir / "generator_ba.keras"), test)
+        result = {"n_a": len(test.a), "n_b": len(test.b), **report}
+    else:
+        result = metrics.evaluate_generator(_load(args.dir / "generator.keras"), n=args.n, seed=args.seed)
+    print(json.dumps({"model": run["model"], **result}, indent=1))
     return 0
 
 
+# ---------------------------------------------------------------------------- main
+
+
+def _count(option, minimum):
+    """argparse type: an integer of at least ``minimum``, the message naming the option."""
+    def parse(text):
+        try:
+            return checks.count(option, int(text), minimum)
+        except ValueError:
+            kind = "a positive integer" if minimum == 1 else "a non-negative integer"
+            raise argparse.ArgumentTypeError(f"{option} must be {kind}; got {text!r}.") from None
+
+    return parse
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m gan_lessons",
+                                     description="Train and evaluate the course's GANs without a notebook.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train_parser = sub.add_parser(
+        "train", help="train a model and save its generator", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train MODEL on MNIST (the full set when reachable, the bundled 5,000 digits offline) and "
+                    "save the generator, a sample grid and the per-epoch history in DIR. A finished DIR is "
+                    "refused; an unfinished one (Ctrl-C, crash, disconnect) resumes from its last finished epoch.",
+        epilog="models:\n" + "\n".join(f"  {name:<9} {spec.help}" for name, spec in MODELS.items()))
+    train_parser.add_argument("model", metavar="MODEL", choices=list(MODELS),
+                              help=f"which model to train: {', '.join(MODELS)}")
+    train_parser.add_argument("--out", required=True, metavar="DIR", type=Path,
+                              help="output folder (created; must be new, empty, or an unfinished run)")
+    train_parser.add_argument("--epochs", type=_count("--epochs", 1), metavar="N",
+                              help="passes over the training data (default: the model's own)")
+    train_parser.add_argument("--batch-size", type=_count("--batch-size", 1), metavar="B",
+                              help="images per training step; for wgan and wgan-gp, per critic step "
+                                   "(default: the model's own)")
+    train_parser.add_argument("--seed", type=_count("--seed", 0), default=0, metavar="S",
+                              help="random seed; the same seed repeats a run on the CPU (default 0)")
+    train_parser.add_argument("--quick", action="store_true",
+                              help="a quick check: one epoch on little data (also set by GAN_LESSONS_QUICK=1)")
+    evaluate_parser = sub.add_parser(
+        "evaluate", help="print a saved run's metrics as JSON",
+        description="Measure the generator saved in DIR with the course's classifier and print JSON (FID and "
+                    "its real-vs-real floor, KID, classes covered; label accuracy for cgan; class kept through "
+                    "translation for cyclegan).")
+    evaluate_parser.add_argument("dir", metavar="DIR", type=Path, help="a folder written by 'train'")
+    evaluate_parser.add_argument("--n", type=_count("--n", 10), default=1000, metavar="N",
+                                 help="samples to draw (default 1000)")
+    evaluate_parser.add_argument("--seed", type=_count("--seed", 0), default=0, metavar="S",
+                                 help="seed of the samples (default 0)")
+    return parser
+
+
 def main(argv=None):
-    from gan_lessons import runtime
-
-    runtime.quiet_logs()
-    from gan_lessons import recipes
-
-    names = list(recipes.RECIPES)
-    parser = build_parser(names, {n: r.help for n, r in recipes.RECIPES.items()})
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    if args.command == "train" and not args.quick and runtime.is_quick():
+        args.quick = True  # the environment's quick switch, read once here
     try:
-        if args.command == "train":
-            return train(args)
-        return evaluate(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ValueError as exc:  # bad values caught by the package's own checks
+        return train(args) if args.command == "train" else evaluate(args)
+    except (UsageError, checks.BadArgument, data.DatasetUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

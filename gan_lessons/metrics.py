@@ -1,24 +1,12 @@
-"""Measuring generated digits: the project's MNIST classifier, FID and KID in its
-feature space, label accuracy and class coverage.
+"""Measuring generated digits: the course's MNIST classifier, FID and KID in its feature
+space, label accuracy, class coverage, and mode coverage on 2-D toy data.
 
 Why our own classifier? The usual FID runs images through Inception-v3, trained on
-ImageNet photographs; it would have to be downloaded (the lessons run offline) and it
-knows little about 28x28 digits. Instead a small CNN is trained once on the MNIST
-train split and cached on disk; its 128-unit penultimate layer is the feature space.
-
-The scale (the numbers depend on this feature space, so they are measured, not
-quoted; ``scale()`` computes them):
-
-* real vs real: 1,000 train digits against 1,000 held-out test digits gives a small
-  FID, ``fid_floor()``. No generator can be expected to beat it by much: it is the
-  distance between two samples of the same distribution.
-* uniform noise vs real gives the largest values, hundreds of times the floor.
-* one digit class vs all classes (a fully collapsed generator) lands in between,
-  far above the floor.
-
-A generator is good when ``fid_ratio = fid / fid_floor`` is a small number (within a
-few times the floor) and it draws all 10 classes (``classes_covered == 10``, class
-entropy close to log 10 = 2.30 nats).
+ImageNet photographs: it would have to be downloaded (the lessons run offline) and it
+knows little about 28x28 digits. A small CNN is trained once on the MNIST train split
+and cached on disk; its 128-unit penultimate layer is the feature space. FID values
+depend on that space, so the scale is measured, not quoted: ``scale()`` gives real vs
+real (the floor, ``fid_floor()``), one class vs real and noise vs real at a sample size.
 """
 
 import json
@@ -29,80 +17,52 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from gan_lessons import data as _data
-from gan_lessons import runtime as _runtime
+from gan_lessons import checks, data, runtime
 
 VERSION = "2"
-"""Part of the cache key: change it when the classifier's recipe changes."""
-
+"""Part of the classifier's cache key: change it when the classifier's recipe changes."""
 CACHE_ENV = "GAN_LESSONS_CACHE"
 """Environment variable naming the cache folder (default ~/.cache/gan-lessons)."""
-
 NUM_CLASSES = 10
 FEATURE_LAYER = "features"
-FEATURE_DIM = 128
 MIN_SHARE = 0.02
 """A class counts as drawn when it gets at least this share of the samples."""
-
 SOURCE = "auto"
-"""Which MNIST the classifier and the real reference digits come from ("auto",
-"bundled" or "full"); see ``data.load_mnist``."""
+"""Which MNIST the classifier and the reference digits come from; see ``data.load_mnist``."""
 
-_state = {"classifier": None, "extractor": None, "data": {}, "floor": {}, "scale": {}, "info": None}
+_state = {"classifier": None, "extractor": None, "info": None, "data": {}, "floor": {}, "scale": {}}
 
 
 def forget():
-    """Drop what this process holds in memory (classifier, digits, floors), so the
-    next call reads the settings (quick mode, ``SOURCE``, cache folder) afresh."""
-    _state.update(classifier=None, extractor=None, data={}, floor={}, scale={}, info=None)
-
-
-# --------------------------------------------------------------------------- data
+    """Drop what this process holds (classifier, digits, floors), so that the next call
+    reads the settings (quick mode, ``SOURCE``, cache folder) afresh."""
+    _state.update(classifier=None, extractor=None, info=None, data={}, floor={}, scale={})
 
 
 def _mnist(split):
-    """MNIST split from ``SOURCE`` (loaded once per process), plus the source's name."""
-    key = (SOURCE, split)
-    if key not in _state["data"]:
-        x, y = _data.load_mnist(split=split, source=SOURCE, verbose=False)
-        # The bundled subset holds 5,000 digits; anything larger is the full MNIST.
-        name = "full" if len(y) > 5000 else "bundled"
-        _state["data"][key] = (x, y, name)
-    return _state["data"][key]
-
-
-def _balanced(x, y, n):
-    """At most ``n`` items, taken round-robin over classes (classes stay balanced)."""
-    if n >= len(y):
-        return x, y
-    return _data._balanced_prefix(x, y, n)
+    """A split of ``SOURCE``'s MNIST, loaded once per process."""
+    if (SOURCE, split) not in _state["data"]:
+        _state["data"][SOURCE, split] = data.load_mnist(split=split, source=SOURCE, verbose=False)
+    return _state["data"][SOURCE, split]
 
 
 def reference_digits(n=1000):
-    """Held-out real test digits (never trained on by G nor the classifier): the
-    reference every generator is compared with. Returns (images, labels)."""
-    x, y, _ = _mnist("test")
-    return _balanced(x, y, _check_n("n", n))
+    """Held-out test digits, class-balanced (neither a generator nor the classifier trained
+    on them): what every generator is compared with. Returns (images, labels)."""
+    return data.balanced(*_mnist("test"), checks.count("n", n, minimum=2))
 
 
-def _check_n(name, n, minimum=2):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}; got {n!r}.")
-    return int(n)
-
-
-def _as_images(name, images):
+def _as_images(name, images, minimum=1):
     x = np.asarray(images, dtype=np.float32)
-    if x.ndim == 3:
-        x = x[..., None]
+    x = x[..., None] if x.ndim == 3 else x
     if x.ndim != 4 or x.shape[1:] != (28, 28, 1):
-        raise ValueError(f"{name} must have shape (N, 28, 28, 1) or (N, 28, 28); got {np.shape(images)}.")
-    if len(x) == 0:
-        raise ValueError(f"{name} is empty; pass at least one image.")
+        raise checks.BadArgument(f"{name} must have shape (N, 28, 28, 1) or (N, 28, 28); got {np.shape(images)}.")
+    if len(x) < minimum:
+        raise checks.BadArgument(f"{name} must hold at least {minimum} image(s); got {len(x)}.")
     return x
 
 
-# --------------------------------------------------------------------- classifier
+# ------------------------------------------------------------------ the classifier
 
 
 def cache_dir():
@@ -112,97 +72,73 @@ def cache_dir():
     return path
 
 
-def _build_classifier():
-    """A small CNN: two conv blocks, a 128-unit feature layer, 10 logits.
-
-    The random shifts and rotations are active only while training: with 4,000
-    digits they stop the network from memorising stroke positions.
-    """
+def _train_classifier(x, y, quick):
+    """A small CNN: two conv blocks, a 128-unit feature layer, 10 logits. Random shifts
+    and rotations (active only in training) keep it from memorising stroke positions."""
     from keras import layers
 
-    x = keras.Input(shape=(28, 28, 1), name="image")
-    h = layers.RandomTranslation(0.1, 0.1, fill_mode="constant", fill_value=-1.0, seed=1)(x)
+    keras.utils.set_random_seed(1234)  # the same classifier whatever the caller's seed
+    inputs = keras.Input(shape=(28, 28, 1), name="image")
+    h = layers.RandomTranslation(0.1, 0.1, fill_mode="constant", fill_value=-1.0, seed=1)(inputs)
     h = layers.RandomRotation(0.03, fill_mode="constant", fill_value=-1.0, seed=2)(h)
     for filters in (32, 64):
         h = layers.Conv2D(filters, 3, padding="same", activation="relu")(h)
         h = layers.Conv2D(filters, 3, padding="same", activation="relu")(h)
         h = layers.MaxPooling2D()(h)
-    h = layers.Flatten()(h)
-    h = layers.Dropout(0.3, seed=3)(h)
-    h = layers.Dense(FEATURE_DIM, activation="relu", name=FEATURE_LAYER)(h)
-    h = layers.Dropout(0.3, seed=4)(h)
-    logits = layers.Dense(NUM_CLASSES, name="logits")(h)
-    return keras.Model(x, logits, name="mnist_classifier")
-
-
-def _train_classifier(x, y, quick):
-    keras.utils.set_random_seed(1234)  # the classifier is the same whatever the caller's seed
-    model = _build_classifier()
+    h = layers.Dropout(0.3, seed=3)(layers.Flatten()(h))
+    h = layers.Dropout(0.3, seed=4)(layers.Dense(128, activation="relu", name=FEATURE_LAYER)(h))
+    model = keras.Model(inputs, layers.Dense(NUM_CLASSES, name="logits")(h), name="mnist_classifier")
     if quick:
-        x, y = _balanced(x, y, 2000)
+        x, y = data.balanced(x, y, 2000)
     epochs = 3 if quick else (5 if len(y) > 5000 else 30)
-    steps = epochs * math.ceil(len(y) / 64)
-    # A cosine-decayed learning rate: large steps first, fine ones at the end.
-    schedule = keras.optimizers.schedules.CosineDecay(1e-3, steps)
+    schedule = keras.optimizers.schedules.CosineDecay(1e-3, epochs * math.ceil(len(y) / 64))
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, batch_size=64, epochs=epochs, shuffle=True, verbose=0)
     return model
 
 
-def _accuracy(model, x, y):
-    return float(np.mean(_predict(model, x).argmax(axis=1) == y))
-
-
 def _predict(model, images, batch_size=500):
-    out = [np.asarray(model(images[i:i + batch_size], training=False))
-           for i in range(0, len(images), batch_size)]
-    return np.concatenate(out)
+    return np.concatenate([np.asarray(model(images[i:i + batch_size], training=False))
+                           for i in range(0, len(images), batch_size)])
 
 
-def load_classifier(verbose=True):
-    """The project's MNIST classifier (a keras.Model, images -> 10 logits).
+def load_classifier(verbose=True, quick=None):
+    """The course's MNIST classifier (images -> 10 logits), trained once and cached.
 
-    Trained once on the train split and cached on disk (the key holds the data
-    source, quick mode and ``VERSION``); later calls load it. The first call of a
-    process prints one line saying which happened and the held-out accuracy.
-
-    The caller's random streams end in a state that depends only on the caller's
-    seed, not on whether the cache existed, so a lesson repeats exactly.
+    The cache key holds the data source, quick mode (``quick``, by default the
+    process's quick mode) and ``VERSION``. The first call of a process prints one line:
+    trained or loaded, and the accuracy on held-out digits. The caller's random streams
+    end in a state that depends only on the caller's seed, not on whether the cache
+    existed, so a lesson repeats exactly.
     """
     if _state["classifier"] is not None:
         return _state["classifier"]
     follow_on_seed = int(np.random.randint(0, 2**31 - 1))
-    quick = _runtime.is_quick()
-    x_train, y_train, source = _mnist("train")
-    x_test, y_test, _ = _mnist("test")
+    quick = runtime.is_quick() if quick is None else bool(quick)
+    (x_train, y_train), (x_test, y_test) = _mnist("train"), _mnist("test")
+    source = "full" if len(y_train) > 5000 else "bundled"
     name = f"mnist_classifier_{source}_{'quick' if quick else 'full'}_v{VERSION}"
-    path = cache_dir() / f"{name}.keras"
-    meta_path = cache_dir() / f"{name}.json"
-    model = None
+    path, meta_path = cache_dir() / f"{name}.keras", cache_dir() / f"{name}.json"
+    model, how = None, "Loaded the cached"
     if path.is_file() and meta_path.is_file():
         try:
-            model = keras.saving.load_model(path, compile=False)
-            meta = json.loads(meta_path.read_text())
-            how = "Loaded the cached"
+            model, meta = keras.saving.load_model(path, compile=False), json.loads(meta_path.read_text())
         except Exception:  # a damaged cache file: train again
             model = None
     if model is None:
-        model = _train_classifier(x_train, y_train, quick)
-        meta = {"accuracy": _accuracy(model, x_test, y_test), "source": source, "quick": quick,
-                "train_digits": int(len(y_train)), "version": VERSION}
-        # Write to temporary names first, so a concurrent reader never sees half a file.
-        tmp = path.with_name(f"{name}.{os.getpid()}.tmp.keras")
+        model, how = _train_classifier(x_train, y_train, quick), "Trained the"
+        accuracy = float(np.mean(_predict(model, x_test).argmax(axis=1) == y_test))
+        meta = {"accuracy": accuracy, "source": source, "quick": quick, "train_digits": len(y_train)}
+        # Temporary names first, so that a concurrent reader never sees half a file.
+        tmp, tmp_meta = path.with_name(f"{name}.{os.getpid()}.tmp.keras"), meta_path.with_suffix(f".{os.getpid()}")
         model.save(tmp)
-        os.replace(tmp, path)
-        tmp_meta = meta_path.with_suffix(f".{os.getpid()}.tmp")
         tmp_meta.write_text(json.dumps(meta))
+        os.replace(tmp, path)
         os.replace(tmp_meta, meta_path)
-        how = "Trained the"
     keras.utils.set_random_seed(follow_on_seed)
-    _state["classifier"] = model
-    _state["extractor"] = keras.Model(model.input, model.get_layer(FEATURE_LAYER).output)
-    _state["info"] = meta
+    _state.update(classifier=model, info=meta,
+                  extractor=keras.Model(model.inputs, model.get_layer(FEATURE_LAYER).output))
     if verbose:
         print(f"{how} MNIST classifier ({meta['source']} data{', quick' if meta['quick'] else ''}): "
               f"{meta['accuracy']:.1%} accuracy on {len(y_test):,} held-out test digits.")
@@ -210,7 +146,7 @@ def load_classifier(verbose=True):
 
 
 def classifier_info():
-    """Facts about the loaded classifier: held-out accuracy, data source, quick flag."""
+    """Facts about the classifier: held-out accuracy, data source, quick flag."""
     load_classifier(verbose=False)
     return dict(_state["info"])
 
@@ -223,9 +159,8 @@ def features(images):
 
 
 def classify(images):
-    """Digit class (0..9) the classifier sees in each image, as an int64 array."""
-    x = _as_images("images", images)
-    return _predict(load_classifier(), x).argmax(axis=1).astype(np.int64)
+    """The digit class (0..9) the classifier reads in each image, as int64."""
+    return _predict(load_classifier(), _as_images("images", images)).argmax(axis=1).astype(np.int64)
 
 
 # ------------------------------------------------------------------ FID and KID
@@ -238,102 +173,75 @@ def _sqrt_psd(matrix):
 
 
 def frechet_distance(mu_a, cov_a, mu_b, cov_b):
-    """Frechet distance between the Gaussians N(mu_a, cov_a) and N(mu_b, cov_b):
+    """Frechet distance between N(mu_a, cov_a) and N(mu_b, cov_b):
 
         |mu_a - mu_b|^2 + Tr(cov_a + cov_b - 2 (cov_a^1/2 cov_b cov_a^1/2)^1/2)
 
-    The trace term uses Tr((A B)^1/2) = Tr((A^1/2 B A^1/2)^1/2), which keeps every
-    matrix symmetric, so two symmetric eigendecompositions suffice (no scipy).
+    using Tr((A B)^1/2) = Tr((A^1/2 B A^1/2)^1/2), which keeps every matrix symmetric.
     """
     root_a = _sqrt_psd(cov_a)
     middle = root_a @ cov_b @ root_a
-    values = np.linalg.eigvalsh((middle + middle.T) / 2)
-    cross = np.sum(np.sqrt(np.clip(values, 0, None)))
+    cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)))
     diff = mu_a - mu_b
     return float(max(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * cross, 0.0))
 
 
-def _stats(feats):
+def gaussian_stats(feats):
+    """Mean and covariance of a set of feature vectors (N, d)."""
     return feats.mean(axis=0), np.cov(feats, rowvar=False)
 
 
-def _feats(name, images):
-    x = _as_images(name, images)
-    if len(x) < 2:
-        raise ValueError(f"{name} needs at least 2 images to fit a Gaussian; got {len(x)}.")
-    return features(x)
-
-
 def fid(images_a, images_b):
-    """Frechet Inception-style Distance in the classifier's feature space.
+    """Frechet distance between Gaussians fitted to the two sets' classifier features.
 
-    Fits a Gaussian to the features of each set and returns the Frechet distance
-    between them. 0 means identical statistics; see the module docstring and
-    ``scale()`` for what real-vs-real and noise-vs-real give. FID depends on the
-    sample size (smaller samples read higher), so compare sets of equal size.
+    0 means identical statistics. FID reads higher for smaller samples, so compare
+    sets of equal size only.
     """
-    return frechet_distance(*_stats(_feats("images_a", images_a)), *_stats(_feats("images_b", images_b)))
-
-
-def _mmd2_unbiased(a, b):
-    """Unbiased MMD^2 with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3."""
-    d = a.shape[1]
-    k_aa = (a @ a.T / d + 1) ** 3
-    k_bb = (b @ b.T / d + 1) ** 3
-    k_ab = (a @ b.T / d + 1) ** 3
-    m, n = len(a), len(b)
-    return ((k_aa.sum() - np.trace(k_aa)) / (m * (m - 1))
-            + (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
-            - 2 * k_ab.mean())
+    a, b = _as_images("images_a", images_a, 2), _as_images("images_b", images_b, 2)
+    return frechet_distance(*gaussian_stats(features(a)), *gaussian_stats(features(b)))
 
 
 def kid(images_a, images_b, subsets=20, subset_size=500, seed=0):
-    """Kernel Inception-style Distance: the unbiased squared MMD between the feature
-    sets with a cubic polynomial kernel, averaged over random subsets.
-
-    Unlike FID it has no bias from the sample size (its expected value for two
-    samples of one distribution is 0, so small negative values happen).
-    """
-    _check_n("subsets", subsets, 1)
-    _check_n("subset_size", subset_size, 2)
-    a, b = _feats("images_a", images_a), _feats("images_b", images_b)
-    size = min(subset_size, len(a), len(b))
+    """Kernel distance: the unbiased squared MMD between the two sets' classifier
+    features with the kernel k(x, y) = (x.y / d + 1)^3, averaged over ``subsets``
+    random subsets of ``subset_size``. Unlike FID it is unbiased: two samples of one
+    distribution give 0 on average (so small negative values happen)."""
+    subsets, subset_size = checks.count("subsets", subsets), checks.count("subset_size", subset_size, minimum=2)
+    a = features(_as_images("images_a", images_a, 2))
+    b = features(_as_images("images_b", images_b, 2))
+    size, d = min(subset_size, len(a), len(b)), a.shape[1]
     rng = np.random.default_rng(seed)
-    values = [_mmd2_unbiased(a[rng.choice(len(a), size, replace=False)],
-                             b[rng.choice(len(b), size, replace=False)]) for _ in range(subsets)]
+    values = []
+    for _ in range(subsets):
+        x = a[rng.choice(len(a), size, replace=False)]
+        y = b[rng.choice(len(b), size, replace=False)]
+        k_xx, k_yy, k_xy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
+        off_diagonal = size * (size - 1)
+        values.append((k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / off_diagonal
+                      - 2 * k_xy.mean())
     return float(np.mean(values))
 
 
 def fid_floor(n=1000):
-    """Real vs real: FID between ``n`` MNIST train digits and ``n`` held-out test
-    digits (class-balanced). What a generator that draws perfect digits of the
-    training set would score. Computed once per process and size."""
-    n = _check_n("n", n)
+    """Real vs real: FID between ``n`` train digits and ``n`` held-out test digits, what
+    perfect digits of the training set would score. Computed once per process and size."""
+    n = checks.count("n", n, minimum=2)
     if n not in _state["floor"]:
-        x, y, _ = _mnist("train")
-        train, _ = _balanced(x, y, n)
-        test, _ = reference_digits(n)
-        _state["floor"][n] = fid(train, test)
+        _state["floor"][n] = fid(data.balanced(*_mnist("train"), n)[0], reference_digits(n)[0])
     return _state["floor"][n]
 
 
 def scale(n=1000):
-    """Measured landmarks of the FID scale at sample size ``n``, against held-out
-    test digits: ``real_vs_real`` (= fid_floor), ``one_class_vs_real`` (n train
-    digits that are all 1s: a collapsed generator) and ``noise_vs_real`` (uniform
-    noise in [-1, 1]). Computed once per process and size."""
-    n = _check_n("n", n)
+    """Landmarks of the FID scale at sample size ``n``, against held-out digits:
+    ``real_vs_real`` (the floor), ``one_class_vs_real`` (n train digits that are all 1s,
+    a collapsed generator) and ``noise_vs_real`` (uniform noise in [-1, 1])."""
+    n = checks.count("n", n, minimum=2)
     if n not in _state["scale"]:
-        x, y, _ = _mnist("train")
+        x, y = _mnist("train")
         test, _ = reference_digits(n)
-        ones = x[y == 1][:n]
-        noise = np.random.default_rng(0).uniform(-1, 1, size=(len(test), 28, 28, 1)).astype(np.float32)
-        _state["scale"][n] = {
-            "n": len(test),
-            "real_vs_real": fid_floor(n),
-            "one_class_vs_real": fid(ones, test),
-            "noise_vs_real": fid(noise, test),
-        }
+        noise = np.random.default_rng(0).uniform(-1, 1, size=test.shape).astype(np.float32)
+        _state["scale"][n] = {"n": len(test), "real_vs_real": fid_floor(n),
+                              "one_class_vs_real": fid(x[y == 1][:n], test), "noise_vs_real": fid(noise, test)}
     return dict(_state["scale"][n])
 
 
@@ -341,156 +249,92 @@ def scale(n=1000):
 
 
 def label_accuracy(images, labels):
-    """Share of images the classifier reads as the label they were drawn for.
-
-    For a conditional generator asked for digit y, this says how often it obeys.
-    Real test digits with their true labels give the classifier's own accuracy
-    (about 0.98-0.99), the most a generator can be credited with.
-    """
-    x = _as_images("images", images)
-    y = np.asarray(labels).reshape(-1)
+    """Share of images the classifier reads as the label they were drawn for. Real
+    test digits score the classifier's own accuracy, the most a generator can get."""
+    x, y = _as_images("images", images), np.asarray(labels).reshape(-1)
     if len(y) != len(x):
-        raise ValueError(f"labels has {len(y)} items but images has {len(x)}; they must match.")
+        raise checks.BadArgument(f"labels has {len(y)} items but images has {len(x)}; they must match.")
     return float(np.mean(classify(x) == y))
 
 
 def class_coverage(images, min_share=MIN_SHARE):
-    """Which digit classes a set of images covers, according to the classifier.
-
-    Returns a dict: ``classes_covered`` (classes with at least ``min_share`` of the
-    images; 10 is full coverage, 1 is total mode collapse), ``entropy`` of the class
-    histogram in nats (log 10 = 2.303 when all classes are equally frequent, 0 for
-    one class) and ``histogram`` (counts per class).
-    """
-    if not 0 < min_share <= 1:
-        raise ValueError(f"min_share must be in (0, 1]; got {min_share!r}.")
-    predicted = classify(images)
-    counts = np.bincount(predicted, minlength=NUM_CLASSES)
+    """Which digit classes a set of images covers, by the classifier's reading:
+    ``classes_covered`` (classes with at least ``min_share`` of the images; 1 is total
+    collapse), ``entropy`` of the class histogram in nats (log 10 = 2.303 when all are
+    equally frequent) and ``histogram`` (counts per class)."""
+    min_share = checks.number("min_share", min_share, 0, 1, low_open=True)
+    counts = np.bincount(classify(images), minlength=NUM_CLASSES)
     p = counts / counts.sum()
-    nonzero = p[p > 0]
-    return {
-        "classes_covered": int(np.sum(p >= min_share)),
-        "entropy": float(-(nonzero * np.log(nonzero)).sum()) + 0.0,  # + 0.0 turns -0.0 into 0.0
-        "histogram": counts.tolist(),
-    }
+    return {"classes_covered": int(np.sum(p >= min_share)),
+            "entropy": float(-(p[p > 0] * np.log(p[p > 0])).sum()) + 0.0,  # + 0.0 turns -0.0 into 0.0
+            "histogram": counts.tolist()}
 
 
-# ------------------------------------------------------------------- generators
+def mode_coverage(samples, centres, std, min_share=0.2):
+    """Modes of a 2-D Gaussian mixture that ``samples`` cover, as the usual benchmark
+    counts them (VEEGAN, PacGAN): a sample is high-quality within 3 std of its nearest
+    centre (a real sample is, 98.9 % of the time in 2-D); a mode is covered when it gets
+    at least ``min_share`` of its fair count n / modes of high-quality samples.
+
+    Returns ``modes_covered``, ``modes``, ``high_quality`` (share of samples) and
+    ``counts`` (high-quality samples per mode)."""
+    x, c = np.asarray(samples, dtype=np.float64), np.asarray(centres, dtype=np.float64)
+    if x.ndim != 2 or not len(x) or c.ndim != 2 or c.shape[1] != x.shape[1]:
+        raise checks.BadArgument(f"samples must have shape (n, d) with n >= 1 and centres (modes, d); "
+                                 f"got {x.shape} and {c.shape}.")
+    std = checks.number("std", std, 0, math.inf, low_open=True, high_open=True)
+    min_share = checks.number("min_share", min_share, 0, 1, low_open=True)
+    distances = np.linalg.norm(x[:, None, :] - c[None, :, :], axis=2)
+    distances[~np.all(np.isfinite(x), axis=1)] = np.inf
+    nearest = distances.argmin(axis=1)
+    good = distances[np.arange(len(x)), nearest] <= 3 * std
+    counts = np.bincount(nearest[good], minlength=len(c))
+    return {"modes_covered": int(np.sum(counts >= min_share * len(x) / len(c))), "modes": len(c),
+            "high_quality": float(good.mean()), "counts": counts.tolist()}
 
 
-def _is_conditional(generator):
-    return len(generator.inputs) == 2
+# -------------------------------------------------------------------- generators
 
 
 def generator_inputs(generator, n, seed=0):
-    """Fixed inputs for a generator: noise (n, latent_dim) from ``seed``, and for a
-    conditional generator also labels 0..9 in turn (n/10 of each when n is a
-    multiple of 10). Returns the input (noise or [noise, labels]) and the labels
-    (None for an unconditional generator)."""
-    n = _check_n("n", n, 1)
-    latent_dim = int(generator.inputs[0].shape[-1])
-    noise = np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
-    if _is_conditional(generator):
+    """Fixed inputs for a generator: noise (n, latent_dim) from ``seed`` and, for a
+    conditional generator (two inputs), labels 0, 1, ..., 9, 0, 1, ... Returns the input
+    (noise or [noise, labels]) and the labels (None when unconditional)."""
+    n = checks.count("n", n)
+    noise = np.random.default_rng(seed).standard_normal((n, int(generator.inputs[0].shape[-1]))).astype(np.float32)
+    if len(generator.inputs) == 2:
         labels = (np.arange(n) % NUM_CLASSES).astype(np.int32)
         return [noise, labels], labels
     return noise, None
 
 
 def generate(generator, inputs, batch_size=250):
-    """Run a generator on fixed inputs in batches (inference mode), as numpy."""
-    if isinstance(inputs, (list, tuple)):
-        n = len(inputs[0])
-        parts = [generator([a[i:i + batch_size] for a in inputs], training=False)
-                 for i in range(0, n, batch_size)]
-    else:
-        parts = [generator(inputs[i:i + batch_size], training=False) for i in range(0, len(inputs), batch_size)]
-    return np.concatenate([np.asarray(p) for p in parts])
+    """Run a network on fixed inputs (an array, or a list of arrays) in batches, in
+    inference mode; returns NumPy."""
+    parts = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    out = [generator([p[i:i + batch_size] for p in parts] if len(parts) > 1 else parts[0][i:i + batch_size],
+                     training=False) for i in range(0, len(parts[0]), batch_size)]
+    return np.concatenate([np.asarray(o) for o in out])
 
 
 def evaluate_generator(generator, n=1000, seed=0):
     """Measure a generator on ``n`` samples against ``n`` held-out test digits.
 
-    A conditional generator (two inputs: noise and label) is asked for each digit
-    n/10 times, and its label accuracy is measured too. Returns a JSON-ready dict:
-    fid, kid, fid_floor (real vs real at the same size), fid_ratio (fid / floor;
-    within a few times 1 is good), classes_covered (out of 10), class_entropy
-    (nats, at most log 10 = 2.303), label_accuracy (conditional only) and n.
+    A conditional generator is asked for each digit n/10 times and its label accuracy
+    is measured too. Returns a JSON-ready dict: fid, kid, fid_floor (real vs real at
+    the same size), fid_ratio (fid / floor), classes_covered, class_entropy,
+    label_accuracy (conditional only) and n.
     """
-    n = _check_n("n", n, 10)
+    n = checks.count("n", n, minimum=10)
     inputs, labels = generator_inputs(generator, n, seed)
     images = generate(generator, inputs)
     reference, _ = reference_digits(n)
-    floor = fid_floor(min(n, len(reference)))
-    value = fid(images, reference)
+    floor, value = fid_floor(min(n, len(reference))), fid(images, reference)
     coverage = class_coverage(images)
-    result = {
-        "fid": value,
-        "kid": kid(images, reference),
-        "fid_floor": floor,
-        "fid_ratio": value / floor if floor > 0 else math.inf,
-        "classes_covered": coverage["classes_covered"],
-        "class_entropy": coverage["entropy"],
-    }
+    result = {"fid": value, "kid": kid(images, reference), "fid_floor": floor,
+              "fid_ratio": value / floor if floor > 0 else math.inf,
+              "classes_covered": coverage["classes_covered"], "class_entropy": coverage["entropy"]}
     if labels is not None:
         result["label_accuracy"] = label_accuracy(images, labels)
     result["n"] = n
     return result
-
-
-class FIDMonitor(keras.callbacks.Callback):
-    """FID of the trainer's generator every ``every`` epochs, on a fixed noise batch.
-
-    The noise (and labels, for a conditional generator) is drawn once, so the curve
-    shows the generator changing, not the noise. Values are kept in
-    ``self.history = {"epoch": [...], "fid": [...]}`` (plus "label_accuracy" for a
-    conditional generator, asked for each digit in turn); with ``log=True`` they are
-    also written into the epoch's logs (put this callback before ones that read the
-    logs, and use every=1 so every epoch has a value).
-
-    Args:
-        every: measure every this many epochs (and always after the last one).
-        n: samples per measurement (FID reads higher for small n; 500 is a fair
-            trade of time against noise, compare only values at equal n).
-        seed: seed of the fixed noise.
-        log: also put the value into the epoch's logs.
-    """
-
-    def __init__(self, every=1, n=500, seed=0, log=False):
-        super().__init__()
-        self.every = _check_n("every", every, 1)
-        self.n = _check_n("n", n, 10)
-        self.seed = seed
-        self.log = bool(log)
-        self.history = {"epoch": [], "fid": []}
-        self._inputs = None
-        self._labels = None
-
-    def on_train_begin(self, logs=None):
-        load_classifier()
-        reference, _ = reference_digits(self.n)
-        self._reference_stats = _stats(features(reference))
-        self._inputs, self._labels = generator_inputs(self.model.generator, self.n, self.seed)
-        if self._labels is not None:
-            self.history.setdefault("label_accuracy", [])
-
-    def measure(self):
-        """FID of the generator now (and its label accuracy when conditional)."""
-        images = generate(self.model.generator, self._inputs)
-        value = frechet_distance(*_stats(features(images)), *self._reference_stats)
-        if self._labels is None:
-            return value
-        return value, label_accuracy(images, self._labels)
-
-    def on_epoch_end(self, epoch, logs=None):
-        last = self.params.get("epochs") == epoch + 1
-        if (epoch + 1) % self.every and not last:
-            return
-        measured = self.measure()
-        values = {"fid": measured} if self._labels is None else dict(zip(("fid", "label_accuracy"), measured))
-        keep = [i for i, e in enumerate(self.history["epoch"]) if e < epoch + 1]
-        self.history = {k: [v[i] for i in keep] for k, v in self.history.items()}
-        self.history["epoch"].append(epoch + 1)
-        for key, value in values.items():
-            self.history[key].append(value)
-            if self.log and logs is not None:
-                logs[key] = value

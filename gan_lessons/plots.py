@@ -8,26 +8,34 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from gan_lessons import checks
+
 
 def _to_display(images):
     """(N, H, W, C) in [-1, 1] -> (N, H, W) or (N, H, W, 3) floats in [0, 1]."""
     x = np.asarray(images, dtype=np.float32)
     if x.ndim == 3:
         x = x[..., None]
-    if x.ndim != 4:
-        raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C); got {x.shape}.")
+    if x.ndim != 4 or not len(x):
+        raise checks.BadArgument(f"images must have shape (N, H, W) or (N, H, W, C) with N >= 1; got {x.shape}.")
     x = np.clip((x + 1.0) / 2.0, 0.0, 1.0)
     return x[..., 0] if x.shape[-1] == 1 else x
+
+
+def _layout(n, rows, cols):
+    """Rows and columns for n images: as given, or as square as possible."""
+    rows = None if rows is None else checks.count("rows", rows)
+    cols = None if cols is None else checks.count("cols", cols)
+    if cols is None:
+        cols = int(np.ceil(np.sqrt(n))) if rows is None else int(np.ceil(n / rows))
+    return (int(np.ceil(n / cols)) if rows is None else rows), cols
 
 
 def tile(images, rows=None, cols=None, pad=1):
     """Tile images (N, H, W[, C]) in [-1, 1] into one array in [0, 1] (padding white)."""
     x = _to_display(images)
     n = len(x)
-    if cols is None:
-        cols = int(np.ceil(np.sqrt(n))) if rows is None else int(np.ceil(n / rows))
-    if rows is None:
-        rows = int(np.ceil(n / cols))
+    rows, cols = _layout(n, rows, cols)
     h, w = x.shape[1:3]
     shape = (rows * (h + pad) + pad, cols * (w + pad) + pad) + x.shape[3:]
     canvas = np.ones(shape, dtype=np.float32)
@@ -43,11 +51,7 @@ def image_grid(images, title, rows=None, cols=None, row_labels=None, col_labels=
     """Show images in a grid with a title; optional labels for rows and columns."""
     x = np.asarray(images)
     canvas = tile(x, rows, cols)
-    n = len(x)
-    if cols is None:
-        cols = int(np.ceil(np.sqrt(n))) if rows is None else int(np.ceil(n / rows))
-    if rows is None:
-        rows = int(np.ceil(n / cols))
+    rows, cols = _layout(len(x), rows, cols)
     if ax is None:
         scale = size or max(3.0, min(9.0, 0.55 * cols))
         fig, ax = plt.subplots(figsize=(scale, scale * rows / cols + 0.6))
@@ -136,7 +140,7 @@ def save_gif(frames, path, duration=0.25, scale=3, labels=None):
     import imageio.v2 as imageio
 
     if not frames:
-        raise ValueError("frames is empty: train for at least one epoch before making a GIF.")
+        raise checks.BadArgument("frames is empty: train for at least one epoch before making a GIF.")
     out = []
     for i, frame in enumerate(frames):
         f = np.asarray(frame, dtype=np.float32)

@@ -84,8 +84,9 @@ def pick(full, quick):
 def set_seed(seed=0):
     """Seed Python, NumPy, TensorFlow and Keras, and ask TensorFlow for
     deterministic kernels, so that a run on the CPU repeats exactly."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    from gan_lessons import checks
+
+    seed = checks.count("seed", seed, minimum=0)
     import keras
     import numpy as np
     import tensorflow as tf
