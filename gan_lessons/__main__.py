@@ -120,7 +120,7 @@ def _load_data(spec, batch_size, seed, quick):
                          f"use at most {size}.")
     if spec.data == "domains":
         return data.make_unpaired_dataset(train.a, train.b, batch_size, seed), test
-    per_step = 5 if spec.data == "critic" else 1
+    per_step = 5 if spec.data == "critic" else None
     return data.make_dataset(x, y if spec.data == "labelled" else None, batch_size, seed, per_step), test
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from gan_lessons import checks, metrics, plots
 
@@ -23,15 +24,19 @@ class SampleGrid(keras.callbacks.Callback):
 
     Args:
         inputs: fixed generator input (noise, or [noise, labels]).
+        generator: the network to draw with (default: the trainer's ``generator``;
+            a CycleGAN passes one of its two translators).
         frames_dir: folder for epoch_XXXX.png frames (optional).
         show_every: show the grid inline every this many epochs (0: never).
         rows: rows of the grid (default: square).
         title: figure title prefix.
     """
 
-    def __init__(self, inputs, frames_dir=None, show_every=0, rows=None, title="Samples from fixed noise"):
+    def __init__(self, inputs, generator=None, frames_dir=None, show_every=0, rows=None,
+                 title="Samples from fixed noise"):
         super().__init__()
         self.inputs = inputs
+        self.generator = generator
         self.frames_dir = Path(frames_dir) if frames_dir else None
         self.show_every = show_every
         self.rows = rows
@@ -49,7 +54,7 @@ class SampleGrid(keras.callbacks.Callback):
                 self.frames.append((epoch, imageio.imread(path).astype(np.float32) / 255.0))
 
     def generate(self):
-        return np.asarray(self.model.generator(self.inputs, training=False))
+        return np.asarray((self.generator or self.model.generator)(self.inputs, training=False))
 
     def on_epoch_end(self, epoch, logs=None):
         images = self.generate()
@@ -165,27 +170,15 @@ class GeneratorAverage(keras.callbacks.Callback):
             model.generator_average.set_weights(model.generator.get_weights())
             model.generator_average.trainable = False
         self._pairs = list(zip(model.generator_average.weights, model.generator.weights))
+        self._update = tf.function(self._step)  # one compiled call for all the weights, made for this trainer
 
     def on_train_batch_end(self, batch, logs=None):
+        self._update()
+
+    def _step(self):
         m = self.momentum
         for average, weight in self._pairs:
             average.assign(m * average + (1.0 - m) * weight)
-
-
-def resume(backup_dir):
-    """A callback that makes ``fit`` resumable after an interruption.
-
-    Keras's ``BackupAndRestore`` saves the trainer (both networks and both
-    optimizers' state) at the end of every epoch; when ``fit`` is called again
-    after a crash, kernel restart or Ctrl-C, it reloads that state and continues
-    from the next epoch. The backup is deleted when training finishes.
-    """
-    return keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch", delete_checkpoint=True)
-
-
-def _clock(seconds):
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class Progress(keras.callbacks.Callback):

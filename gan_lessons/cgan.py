@@ -44,7 +44,8 @@ class LabelCheck(layers.Layer):
             values = labels.numpy()
             bad = values[(values != np.round(values)) | (values < 0) | (values >= self.num_classes)]
             if bad.size or int(rows) != int(given):
-                got = f"{np.unique(bad).tolist()}" if bad.size else f"{int(given)} labels for {int(rows)} rows"
+                shown = "[" + ", ".join(f"{v:.6g}" for v in np.unique(bad)) + "]"
+                got = shown if bad.size else f"{int(given)} labels for {int(rows)} rows"
                 raise LabelError(f"{allowed}; got {got}.")
         else:
             with tf.control_dependencies([

@@ -170,7 +170,7 @@ def load_dataset(name="mnist", split="train", limit=None, verbose=True):
     return load_fashion_mnist(split=split, limit=limit, verbose=verbose)
 
 
-def make_dataset(images, labels=None, batch_size=64, seed=0, per_step=1):
+def make_dataset(images, labels=None, batch_size=64, seed=0, per_step=None):
     """A tf.data pipeline for ``fit``: an endless stream of shuffled batches, and the
     number of steps that make one epoch. Use it as
     ``dataset, steps = make_dataset(x); model.fit(dataset, epochs=E, steps_per_epoch=steps)``.
@@ -181,15 +181,17 @@ def make_dataset(images, labels=None, batch_size=64, seed=0, per_step=1):
     reads it through one iterator: making a new iterator each epoch often cost 3-4 s
     on a 2-core CPU while a model trained.
 
-    ``per_step=k`` stacks k batches into one step, shape (k, batch_size, ...), for a
-    trainer that takes k steps on real data per step (a WGAN critic); an epoch then
-    reads the data k times and still has ``len(images) // batch_size`` steps.
+    With ``per_step=None`` a step is one batch. ``per_step=k`` stacks k batches into one
+    step, shape (k, batch_size, ...), k = 1 included, for a trainer that takes k steps on
+    real data per training step (a WGAN's critic); an epoch then reads the data k times
+    and still has ``len(images) // batch_size`` steps.
     """
     import tensorflow as tf
 
     n = len(images)
     batch_size = checks.count("batch_size", batch_size)
-    per_step = checks.count("per_step", per_step)
+    if per_step is not None:
+        per_step = checks.count("per_step", per_step)
     if batch_size > n:
         raise checks.BadArgument(f"batch_size ({batch_size}) is larger than the data ({n} images); "
                                  f"use at most {n}.")
@@ -197,7 +199,7 @@ def make_dataset(images, labels=None, batch_size=64, seed=0, per_step=1):
         raise checks.BadArgument(f"labels has {len(labels)} items but images has {n}; they must match.")
     ds = tf.data.Dataset.from_tensor_slices(images if labels is None else (images, labels))
     ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size, drop_remainder=True)
-    if per_step > 1:
+    if per_step is not None:
         ds = ds.batch(per_step, drop_remainder=True)
     return ds.prefetch(tf.data.AUTOTUNE), n // batch_size
 

@@ -138,7 +138,7 @@ def load_classifier(verbose=True, quick=None):
         os.replace(tmp_meta, meta_path)
     keras.utils.set_random_seed(follow_on_seed)
     _state.update(classifier=model, info=meta,
-                  extractor=keras.Model(model.inputs, model.get_layer(FEATURE_LAYER).output))
+                  extractor=keras.Model(model.input, model.get_layer(FEATURE_LAYER).output))
     if verbose:
         print(f"{how} MNIST classifier ({meta['source']} data{', quick' if meta['quick'] else ''}): "
               f"{meta['accuracy']:.1%} accuracy on {len(y_test):,} held-out test digits.")

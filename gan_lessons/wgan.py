@@ -103,7 +103,7 @@ class WGAN(keras.Model):
         return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
 
     def train_step(self, real_batches):
-        if real_batches.shape[0] != self.n_critic:
+        if real_batches.shape[0] not in (None, self.n_critic):
             raise checks.BadArgument(
                 f"a WGAN step takes n_critic={self.n_critic} stacked batches of real samples, shape "
                 f"(n_critic, batch, ...); got shape {tuple(real_batches.shape)}. Make the data with "

@@ -1,8 +1,80 @@
-"""Test settings: every test (and every notebook run by nbval) uses quick mode."""
+"""Test settings: every test (and every notebook nbval runs) uses quick mode, and every
+cache (the course classifier, Keras's datasets, Matplotlib's fonts) goes to a temporary
+folder, never the user's home."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
+_CACHE = tempfile.mkdtemp(prefix="gan-lessons-test-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 os.environ.setdefault("GAN_LESSONS_QUICK", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ["GAN_LESSONS_CACHE"] = os.path.join(_CACHE, "gan-lessons")
+os.environ["KERAS_HOME"] = os.path.join(_CACHE, "keras")
+os.environ["MPLCONFIGDIR"] = os.path.join(_CACHE, "matplotlib")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 import gan_lessons  # noqa: E402,F401  (quietens TensorFlow before anything imports it)
+from gan_lessons import callbacks  # noqa: E402
+
+
+def iterations(optimizer):
+    return int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt after ``after_epoch`` epochs, keeping a snapshot of every
+    trainer weight and optimizer variable as they were then."""
+
+    def __init__(self, after_epoch):
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.after_epoch:
+            self.model.snapshot = [np.array(v) for v in self.model.weights]
+            self.model.optimizer_snapshot = [[np.array(v) for v in o.variables]
+                                             for o in (self.model.d_optimizer, self.model.g_optimizer)]
+            raise KeyboardInterrupt
+
+
+@pytest.fixture
+def resume_check(tmp_path):
+    """check(make_trainer, dataset, steps, extra_callbacks=()): fit 4 epochs, interrupted
+    after 2; a freshly built trainer (other seed) resumes at epoch 3 with every weight and
+    both optimizers' state (iteration counts and every moment slot) as they were."""
+
+    def check(make_trainer, dataset, steps, extra=lambda: []):
+        first = make_trainer(0)
+        with pytest.raises(KeyboardInterrupt):
+            first.fit(dataset, epochs=4, steps_per_epoch=steps, verbose=0,
+                      callbacks=extra() + [callbacks.resume(tmp_path / "backup"), Interrupt(2)])
+        assert iterations(first.g_optimizer) == 2 * steps
+        second = make_trainer(99)  # a new process builds fresh networks: another seed stands in for it
+        seen = {}
+
+        class Watch(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                if not seen:
+                    seen["epoch"] = epoch
+                    seen["weights"] = [np.array(v) for v in self.model.weights]
+                    seen["optimizers"] = [[np.array(v) for v in o.variables]
+                                          for o in (self.model.d_optimizer, self.model.g_optimizer)]
+
+        second.fit(dataset, epochs=4, steps_per_epoch=steps, verbose=0,
+                   callbacks=extra() + [callbacks.resume(tmp_path / "backup"), Watch()])
+        assert seen["epoch"] == 2  # continued, not restarted
+        assert len(seen["weights"]) == len(first.snapshot)
+        assert all(np.array_equal(a, b) for a, b in zip(first.snapshot, seen["weights"]))
+        for before, after in zip(first.optimizer_snapshot, seen["optimizers"]):
+            assert len(before) == len(after) > 2  # the iteration count and the moment slots
+            assert all(np.array_equal(a, b) for a, b in zip(before, after))
+        assert iterations(second.g_optimizer) == 4 * steps
+        return first, second
+
+    return check

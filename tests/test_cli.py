@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 import gan_lessons  # noqa: F401
+from gan_lessons import __main__ as cli
+from gan_lessons import data
 from gan_lessons.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,3 +139,69 @@ def test_evaluate_prints_json(finished_gan):
 def test_evaluate_refuses_a_folder_without_a_run(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "no run.json" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_an_unfinished_run(tmp_path, capsys):
+    (tmp_path / "run.json").write_text(json.dumps({"model": "gan", "epochs": 3, "batch_size": 64, "seed": 0,
+                                                   "quick": True, "status": "running"}))
+    assert main(["evaluate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "running run, not a finished one" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("record, words", [
+    ("[1, 2]", "not a gan_lessons run record (bad or missing: model, epochs"),
+    ('{"model": "gan", "epochs": 3}', "bad or missing: batch_size, seed, quick, status"),
+    ('{"model": "gan", "epochs": true, "batch_size": 64, "seed": 0, "quick": true, "status": "running"}',
+     "bad or missing: epochs"),
+    ('{"model": "vae", "epochs": 3, "batch_size": 64, "seed": 0, "quick": true, "status": "running"}',
+     "bad or missing: model"),
+    ("{not json", "is not readable JSON"),
+])
+def test_a_broken_run_record_gets_one_sentence(tmp_path, capsys, record, words):
+    (tmp_path / "run.json").write_text(record)
+    for args in (["train", "gan", "--out", str(tmp_path), "--quick"], ["evaluate", str(tmp_path)]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_resuming_with_other_options_is_refused(tmp_path, capsys):
+    out = tmp_path / "gan"
+    run = {"model": "gan", "epochs": 3, "batch_size": 64, "seed": 0, "quick": True, "status": "running"}
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps(run))
+    cases = [(["--epochs", "4"], "--epochs 4 differs"), (["--batch-size", "32"], "--batch-size 32 differs"),
+             (["--seed", "1"], "--seed 1 differs")]
+    for extra, words in cases:
+        assert main(["train", "gan", "--out", str(out), "--quick", *extra]) == 2
+        assert words in capsys.readouterr().err
+    assert main(["train", "dcgan", "--out", str(out), "--quick"]) == 2
+    assert "holds an unfinished gan run, not dcgan" in capsys.readouterr().err
+    (out / "run.json").write_text(json.dumps({**run, "quick": False}))
+    assert main(["train", "gan", "--out", str(out), "--quick"]) == 2
+    assert "--quick differs" in capsys.readouterr().err
+    assert json.loads((out / "run.json").read_text())["status"] == "running"  # left as it was
+
+
+def test_a_generator_keras_cannot_load_gets_one_sentence(finished_gan, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("run.json", "history.json"):
+        (broken / name).write_text((finished_gan / name).read_text())
+    (broken / "generator.keras").write_text("not a zip file")
+    assert main(["evaluate", str(broken), "--n", "20"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {broken / 'generator.keras'} could not be loaded: ")
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_dcgan_saves_the_averaged_generator(tmp_path):
+    trainer, extra = cli.MODELS["dcgan"].build(seed=0, total_steps=4)
+    x, _ = data.load_mnist("train", source="bundled", limit=64, verbose=False)
+    dataset, steps = data.make_dataset(x, batch_size=32, seed=0)
+    trainer.fit(dataset, epochs=2, steps_per_epoch=steps, verbose=0, callbacks=extra)
+    saved = cli._final_generator(trainer)
+    assert saved is trainer.generator_average
+    raw, average = trainer.generator.get_weights(), saved.get_weights()
+    assert any(not np.allclose(a, r) for a, r in zip(average, raw))

@@ -1,3 +1,6 @@
+"""Data: MNIST (bundled or full), the pipelines that feed fit, toy distributions."""
+
+import keras
 import numpy as np
 import pytest
 
@@ -31,7 +34,7 @@ def test_auto_falls_back_to_bundled_with_one_line(monkeypatch, capsys):
     def offline():
         raise Exception("URL fetch failure: Name or service not known")
 
-    monkeypatch.setattr(data, "_keras_dataset", lambda name: offline())
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
     x, y = data.load_mnist("train")
     out = capsys.readouterr()
     assert x.shape == (4000, 28, 28, 1)
@@ -40,10 +43,11 @@ def test_auto_falls_back_to_bundled_with_one_line(monkeypatch, capsys):
 
 
 def test_full_source_without_network_says_what_to_do(monkeypatch):
-    def offline(name):
+    def offline():
         raise Exception("URL fetch failure")
 
-    monkeypatch.setattr(data, "_keras_dataset", offline)
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", offline)
     with pytest.raises(data.DatasetUnavailable, match="bundled"):
         data.load_mnist(source="full")
     with pytest.raises(data.DatasetUnavailable, match="not bundled"):
@@ -52,7 +56,7 @@ def test_full_source_without_network_says_what_to_do(monkeypatch):
 
 def test_auto_uses_full_mnist_when_keras_has_it(monkeypatch, capsys):
     fake = ((np.zeros((6, 28, 28), np.uint8), np.arange(6)), (np.full((2, 28, 28), 255, np.uint8), np.arange(2)))
-    monkeypatch.setattr(data, "_keras_dataset", lambda name: fake)
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda: fake)
     x, y = data.load_mnist("test")
     assert x.shape == (2, 28, 28, 1) and np.all(x == 1.0)
     assert "full MNIST" in capsys.readouterr().out
@@ -72,33 +76,50 @@ def test_unknown_dataset_name():
         data.load_dataset("cifar10")
 
 
-def test_make_dataset_batches_and_checks_batch_size():
+def test_make_dataset_batches_and_checks_its_arguments():
     x, y = data.load_mnist("test", source="bundled", verbose=False)
-    images, labels = next(iter(data.make_dataset(x, y, batch_size=32)))
-    assert images.shape == (32, 28, 28, 1) and labels.shape == (32,)
-    with pytest.raises(ValueError, match="batch_size"):
-        data.make_dataset(x, batch_size=len(x) + 1)
-    with pytest.raises(ValueError, match="batch_size"):
-        data.make_dataset(x, batch_size=0)
+    dataset, steps = data.make_dataset(x, y, batch_size=32)
+    images, labels = next(iter(dataset))
+    assert images.shape == (32, 28, 28, 1) and labels.shape == (32,) and steps == 1000 // 32
+    for bad in (len(x) + 1, 0, 2.0, True, "32"):
+        with pytest.raises(ValueError, match="batch_size"):
+            data.make_dataset(x, batch_size=bad)
+    with pytest.raises(ValueError, match="per_step must be a positive integer"):
+        data.make_dataset(x, batch_size=8, per_step=0)
+    with pytest.raises(ValueError, match="labels has 3 items"):
+        data.make_dataset(x, y[:3], batch_size=8)
+    assert data.make_dataset(x, batch_size=np.int64(8))[1] == 125  # NumPy integers are integers
 
 
-def test_make_dataset_passes_give_each_image_once_per_pass_in_new_orders():
+def test_each_epoch_is_one_pass_in_a_new_order():
     images = np.arange(40, dtype=np.float32).reshape(40, 1)
-    batches = [b.numpy().ravel() for b in data.make_dataset(images, batch_size=20, passes=3, seed=1)]
-    assert len(batches) == 6  # 3 passes of 40 images in batches of 20
-    seen = np.concatenate(batches)
-    assert np.array_equal(np.bincount(seen.astype(int)), np.full(40, 3))  # every image once per pass
-    passes = seen.reshape(3, 40)
-    assert not np.array_equal(passes[0], passes[1])  # each pass in its own order
-    with pytest.raises(ValueError, match="passes must be a positive integer"):
-        data.make_dataset(images, batch_size=20, passes=0)
-    with pytest.raises(ValueError, match="x 2 passes"):
-        data.make_dataset(images, batch_size=81, passes=2)
+    dataset, steps = data.make_dataset(images, batch_size=10, seed=1)
+    assert steps == 4
+    stream = iter(dataset)
+    epochs = [np.concatenate([next(stream).numpy().ravel() for _ in range(steps)]) for _ in range(3)]
+    assert all(np.array_equal(np.sort(e), np.arange(40)) for e in epochs)  # every image once an epoch
+    assert len({tuple(e) for e in epochs}) == 3  # in a new order each epoch
 
 
-def test_round_trip_to_uint8():
-    raw = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
-    assert np.array_equal(data.to_uint8(data.to_unit_range(raw))[..., 0], raw)
+def test_per_step_stacks_batches_and_keeps_the_steps_of_an_epoch():
+    images = np.arange(40, dtype=np.float32).reshape(40, 1)
+    dataset, steps = data.make_dataset(images, batch_size=10, per_step=3, seed=1)
+    assert steps == 4  # as many generator steps as batches of 10
+    stream = iter(dataset)
+    batches = [next(stream).numpy() for _ in range(steps)]
+    assert batches[0].shape == (3, 10, 1)  # three critic steps, ten images each
+    seen = np.concatenate([b.ravel() for b in batches]).astype(int)
+    assert np.array_equal(np.bincount(seen, minlength=40), np.full(40, 3))  # an epoch reads the data 3 times
+
+
+def test_unpaired_dataset_draws_the_domains_independently():
+    a = np.arange(12, dtype=np.float32).reshape(12, 1)
+    dataset, steps = data.make_unpaired_dataset(a, a + 100, batch_size=4, seed=0)
+    assert steps == 3
+    batch_a, batch_b = next(iter(dataset))
+    assert not np.array_equal(batch_a.numpy() + 100, batch_b.numpy())  # row i of A is not paired with row i of B
+    with pytest.raises(ValueError, match="larger than the smaller domain"):
+        data.make_unpaired_dataset(a, a[:3], batch_size=4)
 
 
 def test_toy_distributions():

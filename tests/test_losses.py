@@ -1,36 +1,39 @@
+"""The GAN losses of lessons 01 and 05 as functions of logits and scores."""
+
 import math
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from gan_lessons import losses
 
 
-def _normal_pdf(x, mu, sigma):
-    return np.exp(-0.5 * ((x - mu) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+def test_an_undecided_discriminator_scores_log_4():
+    zeros = tf.zeros((64, 1))  # logit 0 <=> D = 1/2 everywhere: V(D, G) = -log 4
+    assert float(losses.discriminator_loss(zeros, zeros)) == pytest.approx(math.log(4), abs=1e-6)
 
 
-def _value_at_optimal_d(mu_g):
-    """V(D*, G) by numerical integration for p_data = N(0, 1), p_g = N(mu_g, 1)."""
-    x = np.linspace(-12, 12, 200001)
-    p, q = _normal_pdf(x, 0, 1), _normal_pdf(x, mu_g, 1)
-    d_star = p / (p + q)
-    integrand = p * np.log(d_star) + q * np.log(1 - d_star)
-    return float(np.sum(integrand) * (x[1] - x[0])), d_star
+@pytest.mark.parametrize("p_real, p_fake", [(3, 1), (1, 1), (1, 4)])
+def test_the_discriminator_loss_is_lowest_at_d_star(p_real, p_fake):
+    """Two points A and B; real data put p_real copies of A and p_fake of B in a batch of 4,
+    fakes the other way round. Minimising the loss over D's two logits gives
+    D*(x) = p_data(x) / (p_data(x) + p_g(x)) at both points."""
+    real_points = [0] * p_real + [1] * p_fake
+    fake_points = [0] * p_fake + [1] * p_real
 
+    def loss_and_gradient(values):
+        logits = tf.Variable(np.asarray(values, "float32"))
+        with tf.GradientTape() as tape:
+            loss = losses.discriminator_loss(tf.gather(logits, real_points)[:, None],
+                                             tf.gather(logits, fake_points)[:, None])
+        return float(loss), tf.convert_to_tensor(tape.gradient(loss, logits)).numpy()
 
-def test_equilibrium_value_is_minus_log_4():
-    v, d_star = _value_at_optimal_d(0.0)
-    assert abs(v - (-math.log(4))) < 1e-6
-    assert np.allclose(d_star, 0.5)
-    # Any other generator gives a larger V(D*, G) = -log 4 + 2 JSD.
-    assert _value_at_optimal_d(1.0)[0] > -math.log(4) + 0.1
-
-
-def test_value_function_with_an_undecided_discriminator():
-    zeros = tf.zeros((64, 1))  # logit 0 <=> D = 1/2 everywhere
-    assert abs(float(losses.value_function(zeros, zeros)) + math.log(4)) < 1e-6
-    assert abs(float(losses.discriminator_loss(zeros, zeros)) - math.log(4)) < 1e-6
+    d_star = np.array([p_real, p_fake]) / (p_real + p_fake)
+    best, gradient = loss_and_gradient(np.log(d_star / (1 - d_star)))  # the logits of D*
+    assert np.abs(gradient).max() < 1e-6  # a stationary point of a convex loss: the minimum
+    for shift in ([0.3, 0.0], [0.0, -0.3], [-0.2, 0.2]):
+        assert loss_and_gradient(np.log(d_star / (1 - d_star)) + shift)[0] > best
 
 
 def _grad(loss_fn, logit):
@@ -42,7 +45,7 @@ def _grad(loss_fn, logit):
 
 
 def test_non_saturating_gradient_is_strong_when_d_rejects_fakes():
-    logit = -8.0  # D(G(z)) = sigmoid(-8) ~ 3e-4: the critic easily spots the fake
+    logit = -8.0  # D(G(z)) = sigmoid(-8) ~ 3e-4: the discriminator easily spots the fake
     ns = _grad(losses.generator_loss, logit)
     mm = _grad(losses.minimax_generator_loss, logit)
     # Both push the logit up (negative gradient), but the minimax one has almost vanished.
@@ -61,36 +64,19 @@ def test_discriminator_loss_small_when_d_is_right():
 
 def test_label_smoothing_moves_the_target():
     logits = tf.fill((4, 1), 10.0)
+    # With target 0.9 the lowest loss is at D(x) = 0.9, not at D(x) -> 1.
     assert float(losses.discriminator_loss(logits, -logits, real_label=0.9)) > 0.5
+    best = math.log(0.9 / 0.1)
+    smoothed = [float(losses.discriminator_loss(tf.fill((4, 1), best + d), tf.fill((4, 1), -30.0), real_label=0.9))
+                for d in (-0.1, 0.0, 0.1)]
+    assert smoothed[1] < smoothed[0] and smoothed[1] < smoothed[2]
 
 
-def _linear_discriminator(w, b=0.3):
-    """logit(x) = w . flatten(x) + b: its input gradient is w everywhere."""
-    import keras
-
-    w = np.asarray(w, dtype=np.float32).reshape(-1, 1)
-    x = keras.Input(shape=(len(w),))
-    dense = keras.layers.Dense(1)
-    model = keras.Model(x, dense(x))
-    dense.set_weights([w, np.array([b], "float32")])
-    return model
-
-
-def test_r1_penalty_of_a_linear_discriminator_is_half_gamma_w_squared():
-    w = [3.0, -4.0, 1.0]
-    real = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
-    got = float(losses.r1_penalty(_linear_discriminator(w), real, weight=10.0))
-    assert abs(got - 0.5 * 10.0 * 26.0) < 1e-3
-    flat = _linear_discriminator([0.0, 0.0, 0.0])
-    assert float(losses.r1_penalty(flat, real, weight=10.0)) == 0.0
-
-
-def test_r1_penalty_reaches_the_discriminator_weights():
-    """Inside an outer tape the penalty has a gradient with respect to D's weights."""
-    d = _linear_discriminator([1.0, 2.0])
-    real = np.ones((4, 2), "float32")
-    with tf.GradientTape() as tape:
-        penalty = losses.r1_penalty(d, real, weight=2.0)
-    kernel_grad = tape.gradient(penalty, d.trainable_variables[0])
-    # d/dw of (gamma / 2) |w|^2 is gamma * w.
-    assert np.allclose(np.ravel(kernel_grad), [2.0, 4.0], atol=1e-5)
+def test_least_squares_and_cycle_losses():
+    ones, zeros = tf.ones((3, 7, 7, 1)), tf.zeros((3, 7, 7, 1))
+    assert float(losses.lsgan_discriminator_loss(ones, zeros)) == 0.0
+    assert float(losses.lsgan_discriminator_loss(zeros, ones)) == 1.0  # 0.5 * (1 + 1)
+    assert float(losses.lsgan_generator_loss(ones)) == 0.0 and float(losses.lsgan_generator_loss(zeros)) == 1.0
+    a = np.zeros((2, 28, 28, 1), "float32")
+    assert float(losses.cycle_loss(a, a + 0.5, weight=10.0)) == pytest.approx(5.0)
+    assert float(losses.identity_loss(a, a - 0.2, weight=5.0)) == pytest.approx(1.0)

@@ -1,5 +1,5 @@
-"""Tests of gan_lessons.metrics: the classifier cache, FID/KID ordering, label accuracy,
-class coverage, evaluate_generator and FIDMonitor.
+"""Tests of gan_lessons.metrics: the classifier cache, FID/KID ordering and exact values,
+label accuracy, class coverage, evaluate_generator and FIDMonitor.
 
 They run the quick classifier (a few seconds to train) on the bundled digits, in a
 temporary cache folder.
@@ -8,12 +8,12 @@ temporary cache folder.
 import json
 import math
 
+import keras
 import numpy as np
 import pytest
 
 import gan_lessons  # noqa: F401  (quiet TensorFlow first)
-import keras
-from gan_lessons import metrics, models, trainers, data
+from gan_lessons import callbacks, data, gan, metrics
 
 N = 300  # samples per set: enough for stable orderings, fast on a CPU
 
@@ -33,7 +33,7 @@ def quick_bundled(tmp_path_factory):
 @pytest.fixture(scope="module")
 def sets():
     x_train, y_train = data.load_mnist("train", source="bundled", verbose=False)
-    real_a, _ = metrics._balanced(x_train, y_train, N)
+    real_a, _ = data.balanced(x_train, y_train, N)
     real_b, labels_b = metrics.reference_digits(N)
     one_class = x_train[y_train == 1][:N]
     noise = np.random.default_rng(0).uniform(-1, 1, size=real_b.shape).astype(np.float32)
@@ -62,7 +62,7 @@ def test_classifier_is_cached_and_leaves_random_state_alone(capsys):
 
 def test_features_have_the_documented_shape(sets):
     f = metrics.features(sets["test"][:7])
-    assert f.shape == (7, metrics.FEATURE_DIM)
+    assert f.shape == (7, 128)
     assert np.all(np.isfinite(f))
 
 
@@ -129,12 +129,13 @@ def _lookup_generator(images, labels):
     noise = keras.Input((8,), name="noise")
     label = keras.Input((1,), dtype="int32", name="label")
     table = keras.layers.Embedding(10, 28 * 28, weights=[picks.reshape(10, -1)])(label)
-    image = keras.layers.Reshape((28, 28, 1))(table)
+    ignored = keras.layers.Dense(28 * 28, kernel_initializer="zeros", use_bias=False)(noise)  # noise unused, but wired
+    image = keras.layers.Reshape((28, 28, 1))(keras.layers.Add()([table[:, 0], ignored]))
     return keras.Model([noise, label], image), picks
 
 
 def test_evaluate_generator_conditional(sets):
-    generator, picks = _lookup_generator(sets["train"], metrics._balanced(
+    generator, picks = _lookup_generator(sets["train"], data.balanced(
         *data.load_mnist("train", source="bundled", verbose=False), N)[1])
     expected = np.mean(metrics.classify(picks) == np.arange(10))
     result = metrics.evaluate_generator(generator, n=200, seed=0)
@@ -158,23 +159,23 @@ def test_evaluate_generator_unconditional_noise_is_bad():
 
 def test_fid_monitor_records_each_epoch():
     x, _ = data.load_mnist("train", source="bundled", limit=128, verbose=False)
-    gan = trainers.GAN(models.dcgan_generator(latent_dim=16, filters=8),
-                       models.dcgan_discriminator(filters=8))
-    gan.compile(keras.optimizers.Adam(2e-4), keras.optimizers.Adam(2e-4))
-    monitor = metrics.FIDMonitor(every=1, n=50, log=True)
-    history = gan.fit(data.make_dataset(x, batch_size=64), epochs=2, verbose=0, callbacks=[monitor])
+    trainer = gan.GAN(gan.dcgan_generator(latent_dim=16, filters=8), gan.dcgan_discriminator(filters=8))
+    trainer.compile(d_optimizer=keras.optimizers.Adam(2e-4), g_optimizer=keras.optimizers.Adam(2e-4))
+    monitor = callbacks.FIDMonitor(every=1, n=50, log=True)
+    dataset, steps = data.make_dataset(x, batch_size=64)
+    history = trainer.fit(dataset, epochs=2, steps_per_epoch=steps, verbose=0, callbacks=[monitor])
     assert monitor.history["epoch"] == [1, 2]
     assert all(np.isfinite(monitor.history["fid"]))
     assert history.history["fid"] == pytest.approx(monitor.history["fid"])
     # The fixed noise makes a measurement repeatable.
-    assert monitor.measure() == pytest.approx(monitor.history["fid"][-1], rel=1e-5)
+    assert monitor.measure()["fid"] == pytest.approx(monitor.history["fid"][-1], rel=1e-5)
 
 
 def test_fid_monitor_measures_label_accuracy_of_a_conditional_generator(sets):
-    _, labels = metrics._balanced(*data.load_mnist("train", source="bundled", verbose=False), N)
+    _, labels = data.balanced(*data.load_mnist("train", source="bundled", verbose=False), N)
     generator, picks = _lookup_generator(sets["train"], labels)
     expected = np.mean(metrics.classify(picks) == np.arange(10))
-    monitor = metrics.FIDMonitor(n=50)
+    monitor = callbacks.FIDMonitor(n=50)
     monitor.set_model(type("Trainer", (), {"generator": generator})())
     monitor.set_params({"epochs": 1})
     monitor.on_train_begin()
@@ -191,4 +192,76 @@ def test_bad_arguments_raise_clear_errors(sets):
     with pytest.raises(ValueError, match="labels"):
         metrics.label_accuracy(sets["test"], sets["test_labels"][:3])
     with pytest.raises(ValueError, match="every"):
-        metrics.FIDMonitor(every=0)
+        callbacks.FIDMonitor(every=0)
+    with pytest.raises(ValueError, match="at least 2 image"):
+        metrics.fid(sets["test"][:1], sets["test"])
+    with pytest.raises(ValueError, match="images must hold at least 1"):
+        metrics.classify(np.zeros((0, 28, 28, 1)))
+
+
+# ------------------------------------------------- exact values with a stub classifier
+
+
+@pytest.fixture
+def stub_classifier():
+    """A stand-in classifier: the class of an image is round(10 * its first pixel), and
+    its features are its first two pixels, so that results can be computed by hand."""
+    inputs = keras.Input((28, 28, 1))
+    flat = keras.layers.Flatten()(inputs)
+    pick = np.zeros((28 * 28, 2), "float32")
+    pick[0, 0] = pick[1, 1] = 1.0
+    pick_layer = keras.layers.Dense(2, use_bias=False)
+    feats = pick_layer(flat)
+    pick_layer.set_weights([pick])
+    # logit_c = 20 c p0 - c^2 = (10 p0)^2 - (c - 10 p0)^2: largest for the c nearest 10 p0.
+    kernel = np.zeros((28 * 28, 10), "float32")
+    kernel[0] = 20 * np.arange(10)
+    logit_layer = keras.layers.Dense(10)
+    logits = logit_layer(flat)
+    logit_layer.set_weights([kernel, -np.arange(10, dtype="float32") ** 2])
+    metrics.forget()
+    metrics._state.update(classifier=keras.Model(inputs, logits), extractor=keras.Model(inputs, feats),
+                          info={"accuracy": 1.0, "source": "stub", "quick": True})
+    yield
+    metrics.forget()
+
+
+def _images(first_pixels, second_pixels=None):
+    x = np.zeros((len(first_pixels), 28, 28, 1), "float32")
+    x[:, 0, 0, 0] = first_pixels
+    if second_pixels is not None:
+        x[:, 0, 1, 0] = second_pixels
+    return x
+
+
+def test_class_coverage_matches_a_hand_count(stub_classifier):
+    classes = [0] * 50 + [1] * 30 + [2] * 20 + [3]  # class 3: 1 image in 101, under the 2 % share
+    result = metrics.class_coverage(_images(np.array(classes) / 10))
+    assert result["histogram"] == [50, 30, 20, 1, 0, 0, 0, 0, 0, 0]
+    assert result["classes_covered"] == 3
+    p = np.array([50, 30, 20, 1]) / 101
+    assert result["entropy"] == pytest.approx(-(p * np.log(p)).sum(), rel=1e-12)
+    assert metrics.class_coverage(_images(np.full(5, 0.7)))["entropy"] == 0.0
+
+
+def test_kid_matches_a_hand_computed_mmd(stub_classifier):
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(-1, 1, (5, 2)), rng.uniform(-1, 1, (5, 2)) + 0.5
+    images_a, images_b = _images(a[:, 0], a[:, 1]), _images(b[:, 0], b[:, 1])
+    fa, fb = metrics.features(images_a), metrics.features(images_b)
+    assert np.allclose(fa, a, atol=1e-6)  # the stub's features are the two pixels
+
+    def k(x, y):
+        return (x @ y / 2 + 1) ** 3  # the cubic kernel, d = 2
+
+    def mmd2(x, y):
+        m, n = len(x), len(y)
+        within_x = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+        within_y = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+        across = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+        return within_x + within_y - 2 * across
+
+    # One subset holding all 5 samples of each set: the subset's order does not matter.
+    assert metrics.kid(images_a, images_b, subsets=1, subset_size=5) == pytest.approx(mmd2(fa, fb), rel=1e-9)
+    assert metrics.kid(images_a, images_b, subsets=4, subset_size=50) == pytest.approx(mmd2(fa, fb), rel=1e-9)
+    assert mmd2(fa, fb) > 0.1

@@ -1,0 +1,90 @@
+"""The code a lesson writes in front of the reader is the package's code.
+
+A lesson that shows a trainer defines it in a notebook cell; lessons after it (and the
+command line) import the package's copy. Here each such cell is executed on its own and
+its class is compared with the package's: the same networks, weights and seed in, one
+training step on the same batch, the same losses and the same weights out.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import gan_lessons
+from gan_lessons import callbacks, cgan, cyclegan, data, gan, losses, metrics, plots, wgan
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def notebook_class(notebook, name):
+    """Execute the code cell of ``notebook`` that defines ``class name`` and return the class."""
+    cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
+    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    found = [s for s in sources if re.search(rf"^class {name}\(", s, re.M)]
+    assert len(found) == 1, f"{notebook} should define class {name} in one code cell"
+    namespace = {"keras": keras, "tf": tf, "np": np, "layers": keras.layers, "gan_lessons": gan_lessons,
+                 "callbacks": callbacks, "cgan": cgan, "cyclegan": cyclegan, "data": data, "gan": gan,
+                 "losses": losses, "metrics": metrics, "plots": plots, "wgan": wgan}
+    exec(compile(found[0], f"{notebook}:{name}", "exec"), namespace)
+    return namespace[name]
+
+
+def same_step(make_trainer, lesson_class, package_class, batch):
+    """One train_step of each class from identical starting points; compare logs and weights."""
+    trainers = []
+    for cls in (lesson_class, package_class):
+        gan_lessons.set_seed(0)  # the same networks, initial weights and noise
+        trainer = make_trainer(cls)
+        logs = trainer.train_step(batch)
+        trainers.append((trainer, {k: float(v) for k, v in logs.items()}))
+    (lesson, lesson_logs), (package, package_logs) = trainers
+    assert lesson_logs.keys() == package_logs.keys()
+    assert all(np.isclose(lesson_logs[k], package_logs[k], rtol=1e-5, atol=1e-6) for k in lesson_logs)
+    assert len(lesson.weights) == len(package.weights)
+    for a, b in zip(lesson.weights, package.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6, err_msg=a.path)
+
+
+def digits(shape):
+    x, _ = data.load_mnist("train", source="bundled", limit=int(np.prod(shape)), verbose=False)
+    return tf.constant(x.reshape(shape + (28, 28, 1)))
+
+
+def test_lesson_01_trainer_is_the_package_gan():
+    def make(cls):
+        trainer = cls(gan.mlp_generator(8, (16,)), gan.mlp_discriminator((16,)), d_steps=2, real_label=0.9, seed=3)
+        trainer.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+                        g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
+        return trainer
+
+    same_step(make, notebook_class("01_mlp_gan.ipynb", "GAN"), gan.GAN, digits((16,)))
+
+
+@pytest.mark.parametrize("constraint", [{"gp_weight": 10.0}, {"clip_value": 0.01}])
+def test_lesson_04_trainer_is_the_package_wgan(constraint):
+    def make(cls):
+        trainer = cls(gan.dcgan_generator(8, filters=4), wgan.critic(4), n_critic=3, seed=3, **constraint)
+        trainer.compile(d_optimizer=keras.optimizers.Adam(1e-3, 0.5, 0.9),
+                        g_optimizer=keras.optimizers.Adam(1e-3, 0.5, 0.9))
+        return trainer
+
+    same_step(make, notebook_class("04_wgan.ipynb", "WGAN"), wgan.WGAN, digits((3, 8)))
+
+
+def test_lesson_05_train_step_is_the_package_cyclegan():
+    def make(cls):
+        networks = [cyclegan.resnet_generator(4, 1), cyclegan.resnet_generator(4, 1),
+                    cyclegan.patchgan_discriminator(4), cyclegan.patchgan_discriminator(4)]
+        trainer = cls(*networks, pool_size=4, seed=3)
+        trainer.compile(d_optimizer=keras.optimizers.Adam(cyclegan.LinearDecay(2e-4, 10), beta_1=0.5),
+                        g_optimizer=keras.optimizers.Adam(cyclegan.LinearDecay(2e-4, 10), beta_1=0.5))
+        return trainer
+
+    batch = digits((2, 6))
+    same_step(make, notebook_class("05_cyclegan.ipynb", "CycleGAN"), cyclegan.CycleGAN,
+              (batch[0], -batch[1]))
