@@ -181,6 +181,23 @@ class GeneratorAverage(keras.callbacks.Callback):
             average.assign(m * average + (1.0 - m) * weight)
 
 
+def resume(backup_dir):
+    """A callback that makes ``fit`` resumable after an interruption.
+
+    Keras's ``BackupAndRestore`` saves the trainer (both networks and both
+    optimizers' state) at the end of every epoch; when ``fit`` is called again
+    after a crash, kernel restart or Ctrl-C, it reloads that state and continues
+    from the next epoch. The backup is deleted when training ends, also when a loss
+    became NaN (``StopOnNaN``): such a run starts again from scratch.
+    """
+    return keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch", delete_checkpoint=True)
+
+
+def _clock(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
 class Progress(keras.callbacks.Callback):
     """A one-line progress bar over epochs: losses, elapsed and remaining time.
 

@@ -148,8 +148,8 @@ class ConditionalGAN(GAN):
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
-        self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
+        # 3. Running means of d_loss, g_loss, D(x) and D(G(z)), in the order of self.metrics.
+        means = (d_loss, g_loss, tf.reduce_mean(tf.sigmoid(real_logits)), tf.reduce_mean(tf.sigmoid(fake_logits)))
+        for tracker, value in zip(self.metrics, means):
+            tracker.update_state(value)
         return {m.name: m.result() for m in self.metrics}

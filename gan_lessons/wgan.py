@@ -90,8 +90,7 @@ class WGAN(keras.Model):
     def compile(self, d_optimizer, g_optimizer):
         """``d_optimizer`` trains the critic (RMSprop for clipping, Adam for the penalty)."""
         super().compile(optimizer=None)
-        self.d_optimizer = d_optimizer
-        self.g_optimizer = g_optimizer
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
         d_optimizer.build(self.critic.trainable_variables)
         g_optimizer.build(self.generator.trainable_variables)
 
