@@ -1,12 +1,8 @@
 """The command line: ``python -m gan_lessons train MODEL --out DIR`` and ``evaluate DIR``.
 
-``train`` leaves in DIR: generator.keras (cyclegan: generator_ab.keras, generator_ba.keras
-and test_domains.npz), samples.png, history.json (per-epoch losses and seconds) and
-run.json (the options and the run's status). A finished DIR is never overwritten; an
-unfinished one (Ctrl-C, a crash, a lost connection) resumes from its last finished epoch
-when the same command is run again; a run stopped by a NaN loss is marked failed.
-
-What each MODEL trains is one small build function in ``MODELS`` below.
+``train`` writes the contract files of README's "Command line" section into DIR. A finished
+DIR is never overwritten; an unfinished one resumes from its last finished epoch; a run
+stopped by a NaN loss is marked failed. What each MODEL trains is one small build function.
 """
 
 import argparse
@@ -23,7 +19,7 @@ import gan_lessons
 from gan_lessons import callbacks, cgan, checks, cyclegan, data, gan, metrics, plots, runtime, wgan
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
-LATENT_DIM = 64
+LATENT_DIM, N_CRITIC = 64, 5
 
 
 class UsageError(Exception):
@@ -39,47 +35,45 @@ def _adam(rate=2e-4, beta_1=0.5, beta_2=0.999):
     return keras.optimizers.Adam(rate, beta_1=beta_1, beta_2=beta_2)
 
 
+def _compiled(trainer, d_optimizer, g_optimizer, *extra_callbacks):
+    trainer.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer)
+    return trainer, list(extra_callbacks)
+
+
 def build_gan(seed, total_steps):
-    trainer = gan.GAN(gan.mlp_generator(LATENT_DIM), gan.mlp_discriminator(), seed=seed)
-    trainer.compile(d_optimizer=_adam(), g_optimizer=_adam())
-    return trainer, []
+    return _compiled(gan.GAN(gan.mlp_generator(LATENT_DIM), gan.mlp_discriminator(), seed=seed), _adam(), _adam())
 
 
 def build_dcgan(seed, total_steps):
     trainer = gan.GAN(gan.dcgan_generator(LATENT_DIM), gan.dcgan_discriminator(refine=True), real_label=0.9,
                       seed=seed)
-    trainer.compile(d_optimizer=_adam(6e-4), g_optimizer=_adam(6e-4))
-    return trainer, [callbacks.GeneratorAverage(0.999)]
+    return _compiled(trainer, _adam(6e-4), _adam(6e-4), callbacks.GeneratorAverage(0.999))
 
 
 def build_cgan(seed, total_steps):
     trainer = cgan.ConditionalGAN(cgan.conditional_generator(LATENT_DIM), cgan.conditional_discriminator(),
                                   matching_aware=True, real_label=0.9, seed=seed)
-    trainer.compile(d_optimizer=_adam(), g_optimizer=_adam())
-    return trainer, []
+    return _compiled(trainer, _adam(), _adam())
 
 
 def build_wgan(seed, total_steps):
-    trainer = wgan.WGAN(gan.dcgan_generator(LATENT_DIM, 32), wgan.critic(32), n_critic=5, clip_value=0.01,
-                        seed=seed)
-    trainer.compile(d_optimizer=keras.optimizers.RMSprop(5e-5), g_optimizer=keras.optimizers.RMSprop(5e-5))
-    return trainer, []
+    trainer = wgan.WGAN(gan.dcgan_generator(LATENT_DIM, 32), wgan.critic(32), n_critic=N_CRITIC,
+                        clip_value=0.01, seed=seed)
+    return _compiled(trainer, keras.optimizers.RMSprop(5e-5), keras.optimizers.RMSprop(5e-5))
 
 
 def build_wgan_gp(seed, total_steps):
-    trainer = wgan.WGAN(gan.dcgan_generator(LATENT_DIM, 32), wgan.critic(32, refine=True), n_critic=5,
+    trainer = wgan.WGAN(gan.dcgan_generator(LATENT_DIM, 32), wgan.critic(32, refine=True), n_critic=N_CRITIC,
                         gp_weight=10.0, seed=seed)
-    trainer.compile(d_optimizer=_adam(5e-4, beta_2=0.9), g_optimizer=_adam(5e-4, beta_2=0.9))
-    return trainer, [callbacks.GeneratorAverage(0.999)]
+    return _compiled(trainer, _adam(5e-4, beta_2=0.9), _adam(5e-4, beta_2=0.9), callbacks.GeneratorAverage(0.999))
 
 
 def build_cyclegan(seed, total_steps):
     g_ab, g_ba = (cyclegan.resnet_generator(24, 3, name=f"generator_{ab}") for ab in ("ab", "ba"))
     d_a, d_b = (cyclegan.patchgan_discriminator(32, name=f"discriminator_{a}") for a in ("a", "b"))
     trainer = cyclegan.CycleGAN(g_ab, g_ba, d_a, d_b, seed=seed)
-    trainer.compile(d_optimizer=_adam(cyclegan.LinearDecay(2e-4, total_steps)),
-                    g_optimizer=_adam(cyclegan.LinearDecay(2e-4, total_steps)))
-    return trainer, []
+    return _compiled(trainer, _adam(cyclegan.LinearDecay(2e-4, total_steps)),
+                     _adam(cyclegan.LinearDecay(2e-4, total_steps)))
 
 
 @dataclass
@@ -120,13 +114,14 @@ def _load_data(spec, batch_size, seed, quick):
                          f"use at most {size}.")
     if spec.data == "domains":
         return data.make_unpaired_dataset(train.a, train.b, batch_size, seed), test
-    per_step = 5 if spec.data == "critic" else None
+    per_step = N_CRITIC if spec.data == "critic" else None
     return data.make_dataset(x, y if spec.data == "labelled" else None, batch_size, seed, per_step), test
 
 
 # ------------------------------------------------------------------------ run.json
 
 RUN_KEYS = {"model": str, "epochs": int, "batch_size": int, "seed": int, "quick": bool, "status": str}
+STATUSES = ("running", "finished", "failed")
 
 
 def _read_run(out):
@@ -139,8 +134,12 @@ def _read_run(out):
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UsageError(f"{path} is not readable JSON; move the folder aside and start a new run.") from None
     bad = [k for k, kind in RUN_KEYS.items() if not isinstance(run, dict) or type(run.get(k)) is not kind]
-    if bad or run["model"] not in MODELS:
-        raise UsageError(f"{path} is not a gan_lessons run record (bad or missing: {', '.join(bad) or 'model'}); "
+    if not bad:
+        bad = [k for k, ok in (("model", run["model"] in MODELS), ("epochs", run["epochs"] >= 1),
+                               ("batch_size", run["batch_size"] >= 1), ("seed", run["seed"] >= 0),
+                               ("status", run["status"] in STATUSES)) if not ok]
+    if bad:
+        raise UsageError(f"{path} is not a gan_lessons run record (bad or missing: {', '.join(bad)}); "
                          "move the folder aside and start a new run.")
     return run
 
@@ -163,7 +162,7 @@ def _plan(args):
                              "choose a new or empty folder.")
         epochs = args.epochs or (QUICK_EPOCHS if args.quick else spec.epochs)
         return {"model": args.model, "epochs": epochs, "batch_size": args.batch_size or spec.batch_size,
-                "seed": args.seed, "quick": args.quick, "status": "running"}, False
+                "seed": args.seed or 0, "quick": bool(args.quick), "status": "running"}, False
     if run["status"] == "finished":
         raise UsageError(f"--out {out} already holds a finished {run['model']} run; it is left as it is. "
                          "Choose another folder to train again.")
@@ -173,21 +172,19 @@ def _plan(args):
     if run["model"] != args.model:
         raise UsageError(f"--out {out} holds an unfinished {run['model']} run, not {args.model}; "
                          "resume it with the same MODEL or choose another folder.")
-    for key in ("epochs", "batch_size", "seed", "quick"):
+    for key in ("epochs", "batch_size", "seed"):
         value = getattr(args, key)
         if value is not None and value != run[key]:
-            option = f"--{key.replace('_', '-')}" + ("" if key == "quick" else f" {value}")
-            raise UsageError(f"{option} differs from the unfinished run in {out} ({key} {run[key]}); "
-                             "resume with the same options or choose another folder.")
+            raise UsageError(f"--{key.replace('_', '-')} {value} differs from the unfinished run in {out} "
+                             f"({key} {run[key]}); resume with the same options or choose another folder.")
+    if bool(args.quick) != run["quick"]:
+        given = "--quick (or GAN_LESSONS_QUICK=1) is" if args.quick else "neither --quick nor GAN_LESSONS_QUICK=1 is"
+        raise UsageError(f"{given} given, but the unfinished run in {out} is a {'quick' if run['quick'] else 'full'} "
+                         "run; resume it the way it was started.")
     return run, True
 
 
 # --------------------------------------------------------------------------- train
-
-
-def _final_generator(trainer):
-    """The generator to save: its moving average when the run kept one."""
-    return getattr(trainer, "generator_average", None) or trainer.generator
 
 
 def _sample_grid(trainer, run, test):
@@ -199,7 +196,7 @@ def _sample_grid(trainer, run, test):
         columns = [a, fake_b, metrics.generate(trainer.generator_ba, fake_b), cyclegan.style(a),
                    b, fake_a, metrics.generate(trainer.generator_ab, fake_a)]
         return np.stack(columns, axis=1).reshape((-1, 28, 28, 1))
-    generator = _final_generator(trainer)
+    generator = getattr(trainer, "generator_average", trainer.generator)
     noise = np.random.default_rng(run["seed"] + 1).standard_normal((100, LATENT_DIM)).astype("float32")
     if len(generator.inputs) == 2:
         return metrics.generate(generator, [noise, np.repeat(np.arange(10), 10)])
@@ -244,7 +241,7 @@ def train(args):
         trainer.generator_ab.save(out / "generator_ab.keras")
         trainer.generator_ba.save(out / "generator_ba.keras")
     else:
-        _final_generator(trainer).save(out / "generator.keras")
+        getattr(trainer, "generator_average", trainer.generator).save(out / "generator.keras")
     plots.save_grid_png(_sample_grid(trainer, run, test), out / "samples.png", rows=10)
     run.update(status="finished", train_seconds_last_part=round(time.perf_counter() - start, 1))
     _write_run(out, run)
@@ -268,11 +265,15 @@ def evaluate(args):
     if run is None:
         raise UsageError(f"DIR {args.dir} holds no gan_lessons run (no run.json); give a folder written by 'train'.")
     if run["status"] != "finished":
-        raise UsageError(f"DIR {args.dir} holds a {run['status']} run, not a finished one; "
-                         "finish it with 'train' first.")
+        raise UsageError(f"DIR {args.dir} holds a run that failed ({run.get('failure')}); train a new one in another "
+                         "folder." if run["status"] == "failed" else f"DIR {args.dir} holds an unfinished run; "
+                         "finish it with the same 'train' command first.")
     metrics.load_classifier(verbose=False, quick=run["quick"])  # stdout stays pure JSON
     if run["model"] == "cyclegan":
-        test = cyclegan.UnpairedDomains.load(args.dir / "test_domains.npz").head(args.n)
+        try:
+            test = cyclegan.UnpairedDomains.load(args.dir / "test_domains.npz").head(args.n)
+        except (OSError, KeyError, ValueError) as exc:
+            raise UsageError(f"{args.dir / 'test_domains.npz'} could not be read ({exc}).") from None
         report = cyclegan.translation_report(_load(args.dir / "generator_ab.keras"),
                                              _load(args.dir / "generator_ba.keras"), test)
         result = {"n_a": len(test.a), "n_b": len(test.b), **report}
@@ -289,10 +290,9 @@ def _count(option, minimum):
     """argparse type: an integer of at least ``minimum``, the message naming the option."""
     def parse(text):
         try:
-            return checks.count(option, int(text), minimum)
-        except ValueError:
-            kind = "a positive integer" if minimum == 1 else "a non-negative integer"
-            raise argparse.ArgumentTypeError(f"{option} must be {kind}; got {text!r}.") from None
+            return checks.count(option, int(text) if text.lstrip("-").isdigit() else text, minimum)
+        except checks.BadArgument as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
 
@@ -316,9 +316,9 @@ def build_parser():
     train_parser.add_argument("--batch-size", type=_count("--batch-size", 1), metavar="B",
                               help="images per training step; for wgan and wgan-gp, per critic step "
                                    "(default: the model's own)")
-    train_parser.add_argument("--seed", type=_count("--seed", 0), default=0, metavar="S",
+    train_parser.add_argument("--seed", type=_count("--seed", 0), metavar="S",
                               help="random seed; the same seed repeats a run on the CPU (default 0)")
-    train_parser.add_argument("--quick", action="store_true",
+    train_parser.add_argument("--quick", action="store_const", const=True,
                               help="a quick check: one epoch on little data (also set by GAN_LESSONS_QUICK=1)")
     evaluate_parser = sub.add_parser(
         "evaluate", help="print a saved run's metrics as JSON",
@@ -335,7 +335,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.command == "train" and not args.quick and runtime.is_quick():
+    if args.command == "train" and runtime.is_quick():
         args.quick = True  # the environment's quick switch, read once here
     try:
         return train(args) if args.command == "train" else evaluate(args)

@@ -117,6 +117,9 @@ class ConditionalGAN(GAN):
         return keras.random.randint((batch_size,), low, self.num_classes, seed=self.seed_generator)
 
     def train_step(self, data):
+        if not isinstance(data, tuple):
+            raise checks.BadArgument("a ConditionalGAN trains on (images, labels) batches; make them with "
+                                     "data.make_dataset(images, labels, ...).")
         real, labels = data
         labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
         batch_size = tf.shape(real)[0]

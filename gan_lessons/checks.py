@@ -33,12 +33,14 @@ def counts(name, values):
 
 
 def number(name, value, low=-math.inf, high=math.inf, low_open=False, high_open=False):
-    """A real number in the interval from ``low`` to ``high`` (open ends where asked)."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+    """A finite real number in the interval from ``low`` to ``high`` (open ends where asked)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
     if not ok:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        left = "(" if low_open or low == -math.inf else "["
+        right = ")" if high_open or high == math.inf else "]"
+        interval = f"{left}{low:g}, {high:g}{right}"
         raise BadArgument(f"{name} must be a number in {interval}; got {value!r}.")
     return float(value)
 

@@ -182,8 +182,8 @@ class ImagePool(layers.Layer):
     Called on a batch of fresh fakes it returns a batch of the same size. Until the
     pool is full, each fake is stored and returned as it is; after that each fake,
     with probability 1/2, swaps places with a stored image (the stored one is
-    returned), and otherwise is returned as it is. Swaps within one batch take distinct
-    stored images. ``size=0`` turns the pool off.
+    returned), and otherwise is returned as it is. Within a batch no larger than the pool,
+    the swaps take distinct stored images. ``size=0`` turns the pool off.
     """
 
     def __init__(self, size=50, seed=0, **kwargs):
@@ -267,7 +267,7 @@ class CycleGAN(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.built = True  # all four networks are built; Keras's checkpoint callback needs this
 
-    def compile(self, d_optimizer, g_optimizer):
+    def compile(self, *, d_optimizer, g_optimizer):
         super().compile(optimizer=None)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer

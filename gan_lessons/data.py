@@ -178,8 +178,8 @@ def make_dataset(images, labels=None, batch_size=64, seed=0, per_step=None):
     The data are shuffled (seeded) and reshuffled for every pass, batched with full
     batches only, and yield images, or (images, labels) when labels are given. One
     epoch is ``len(images) // batch_size`` steps. The stream is endless so that ``fit``
-    reads it through one iterator: making a new iterator each epoch often cost 3-4 s
-    on a 2-core CPU while a model trained.
+    reads it through one iterator: on a CPU, making a new iterator at each epoch while a
+    model trains can stall the start of the epoch for seconds.
 
     With ``per_step=None`` a step is one batch. ``per_step=k`` stacks k batches into one
     step, shape (k, batch_size, ...), k = 1 included, for a trainer that takes k steps on

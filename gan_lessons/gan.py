@@ -125,7 +125,7 @@ class GAN(keras.Model):
         self.d_fake_tracker = keras.metrics.Mean(name="D(G(z))")
         self.built = True  # both networks are built; Keras's checkpoint callback needs this
 
-    def compile(self, d_optimizer, g_optimizer):
+    def compile(self, *, d_optimizer, g_optimizer):
         super().compile(optimizer=None)  # each player has its own optimizer
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer

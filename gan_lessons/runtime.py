@@ -22,8 +22,7 @@ def quiet_logs():
     Level 3 hides the ``E0000 ... remapper failed`` lines that a CPU ``fit`` prints.
     It is read by TensorFlow when it is first imported; a value the user already
     set is kept. The oneDNN start-up notice is silenced by ``import_tensorflow``
-    rather than by turning oneDNN off: on a 2-core CPU oneDNN makes a DCGAN step
-    about 2.5 times faster.
+    rather than by turning oneDNN off, which would make CPU training much slower.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")

@@ -87,7 +87,7 @@ class WGAN(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.built = True  # both networks are built; Keras's checkpoint callback needs this
 
-    def compile(self, d_optimizer, g_optimizer):
+    def compile(self, *, d_optimizer, g_optimizer):
         """``d_optimizer`` trains the critic (RMSprop for clipping, Adam for the penalty)."""
         super().compile(optimizer=None)
         self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer

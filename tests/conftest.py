@@ -9,11 +9,12 @@ import tempfile
 
 _CACHE = tempfile.mkdtemp(prefix="gan-lessons-test-cache-")
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
-os.environ.setdefault("GAN_LESSONS_QUICK", "1")
+os.environ["GAN_LESSONS_QUICK"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ["GAN_LESSONS_CACHE"] = os.path.join(_CACHE, "gan-lessons")
-os.environ["KERAS_HOME"] = os.path.join(_CACHE, "keras")
-os.environ["MPLCONFIGDIR"] = os.path.join(_CACHE, "matplotlib")
+for variable, folder in (("GAN_LESSONS_CACHE", "gan-lessons"), ("KERAS_HOME", "keras"),
+                         ("MPLCONFIGDIR", "matplotlib"), ("IPYTHONDIR", "ipython"),
+                         ("JUPYTER_RUNTIME_DIR", "jupyter-runtime")):
+    os.environ[variable] = os.path.join(_CACHE, folder)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -45,7 +46,7 @@ class Interrupt(keras.callbacks.Callback):
 
 @pytest.fixture
 def resume_check(tmp_path):
-    """check(make_trainer, dataset, steps, extra_callbacks=()): fit 4 epochs, interrupted
+    """check(make_trainer, dataset, steps, extra=lambda: [callbacks]): fit 4 epochs, interrupted
     after 2; a freshly built trainer (other seed) resumes at epoch 3 with every weight and
     both optimizers' state (iteration counts and every moment slot) as they were."""
 

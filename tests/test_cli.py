@@ -15,7 +15,7 @@ import pytest
 
 import gan_lessons  # noqa: F401
 from gan_lessons import __main__ as cli
-from gan_lessons import data
+from gan_lessons import callbacks, data
 from gan_lessons.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +98,7 @@ def test_help_explains_every_option():
 
 def test_ctrl_c_then_the_same_command_resumes(tmp_path):
     out = tmp_path / "dcgan"
-    args = [sys.executable, "-m", "gan_lessons", "train", "dcgan", "--out", str(out), "--quick", "--epochs", "12"]
+    args = [sys.executable, "-m", "gan_lessons", "train", "dcgan", "--out", str(out), "--quick", "--epochs", "6"]
     env = {**os.environ, "GAN_LESSONS_QUICK": "1", "PYTHONUNBUFFERED": "1"}
     # Restore the default Ctrl-C handling in the child: a shell that starts this test in the
     # background hands its children SIGINT ignored, and Python then keeps ignoring it.
@@ -115,15 +115,15 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path):
     assert proc.returncode == 130, stdout
     assert "run the same command again" in stdout.lower()
     done = json.loads(history.read_text())["epoch"]
-    assert 2 <= len(done) < 12
+    assert 2 <= len(done) < 6
     assert json.loads((out / "run.json").read_text())["status"] == "running"
     assert not (out / "generator.keras").exists()
 
     resumed = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"after epoch {len(done)} of 12" in resumed.stdout
+    assert f"after epoch {len(done)} of 6" in resumed.stdout
     final = json.loads(history.read_text())
-    assert final["epoch"] == list(range(1, 13))  # each epoch once: continued, not restarted
+    assert final["epoch"] == list(range(1, 7))  # each epoch once: continued, not restarted
     assert (out / "generator.keras").is_file()
 
 
@@ -146,7 +146,8 @@ def test_evaluate_refuses_an_unfinished_run(tmp_path, capsys):
                                                    "quick": True, "status": "running"}))
     assert main(["evaluate", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "running run, not a finished one" in err and err.count("\n") == 1
+    assert "holds an unfinished run; finish it with the same 'train' command first." in err
+    assert err.count("\n") == 1
 
 
 @pytest.mark.parametrize("record, words", [
@@ -180,7 +181,8 @@ def test_resuming_with_other_options_is_refused(tmp_path, capsys):
     assert "holds an unfinished gan run, not dcgan" in capsys.readouterr().err
     (out / "run.json").write_text(json.dumps({**run, "quick": False}))
     assert main(["train", "gan", "--out", str(out), "--quick"]) == 2
-    assert "--quick differs" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--quick (or GAN_LESSONS_QUICK=1) is given, but the unfinished run in" in err and "is a full run" in err
     assert json.loads((out / "run.json").read_text())["status"] == "running"  # left as it was
 
 
@@ -196,12 +198,29 @@ def test_a_generator_keras_cannot_load_gets_one_sentence(finished_gan, tmp_path,
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_dcgan_saves_the_averaged_generator(tmp_path):
-    trainer, extra = cli.MODELS["dcgan"].build(seed=0, total_steps=4)
-    x, _ = data.load_mnist("train", source="bundled", limit=64, verbose=False)
-    dataset, steps = data.make_dataset(x, batch_size=32, seed=0)
-    trainer.fit(dataset, epochs=2, steps_per_epoch=steps, verbose=0, callbacks=extra)
-    saved = cli._final_generator(trainer)
-    assert saved is trainer.generator_average
-    raw, average = trainer.generator.get_weights(), saved.get_weights()
-    assert any(not np.allclose(a, r) for a, r in zip(average, raw))
+def test_dcgan_saves_the_averaged_generator(tmp_path, monkeypatch):
+    built = []
+    build = cli.MODELS["dcgan"].build
+    monkeypatch.setattr(cli.MODELS["dcgan"], "build", lambda *args: built.append(build(*args)) or built[-1])
+    assert main(["train", "dcgan", "--out", str(tmp_path / "dc"), "--quick", "--epochs", "1"]) == 0
+    trainer, extra = built[0]
+    assert [type(c) for c in extra] == [callbacks.GeneratorAverage]
+    saved = keras.saving.load_model(tmp_path / "dc" / "generator.keras", compile=False).get_weights()
+    assert all(np.array_equal(s, a) for s, a in zip(saved, trainer.generator_average.get_weights()))
+    assert any(not np.allclose(s, r) for s, r in zip(saved, trainer.generator.get_weights()))
+
+
+
+def test_evaluate_refuses_a_failed_run_and_says_what_to_do(tmp_path, capsys):
+    record = {"model": "gan", "epochs": 3, "batch_size": 64, "seed": 0, "quick": True, "status": "failed",
+              "failure": "Training stopped at step 4: d_loss became nan."}
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    assert main(["evaluate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "failed (Training stopped at step 4: d_loss became nan.)" in err and "in another folder" in err
+
+
+def test_evaluate_needs_ten_samples(finished_gan, capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(finished_gan), "--n", "5"])
+    assert "--n must be an integer >= 10; got 5." in capsys.readouterr().err

@@ -206,8 +206,8 @@ def test_cyclegan_resumes_with_its_optimizers_and_pools(digits, resume_check):
         return _cyclegan(_identity_generator("g_ab"), _identity_generator("g_ba"), total_steps=4 * steps,
                          pool_size=8, seed=seed)
 
-    first, second = resume_check(make, dataset, steps)
-    assert int(np.asarray(second.pool_a.count)) == 8  # the pools' images came back with the weights
+    first, _ = resume_check(make, dataset, steps)  # the pools' images are among the weights it compares
+    assert any("pool_a" in v.path for v in first.weights)
 
 
 def test_without_the_cycle_loss_it_is_not_computed(digits):

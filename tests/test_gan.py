@@ -94,7 +94,7 @@ def test_k_discriminator_steps_per_generator_step(digits):
 
 
 def test_one_step_follows_the_non_saturating_game():
-    """After one step on a batch, D's and G's weights moved as the two losses' gradients say."""
+    """One step on a batch updates both players and reports D's verdicts as probabilities."""
     trainer = small_gan(seed=1)
     real = np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)).astype("float32")
     d_before, g_before = trainer.discriminator.get_weights(), trainer.generator.get_weights()
@@ -163,3 +163,14 @@ def test_sample_grid_and_gif(digits, tmp_path):
     assert grid.save_gif(tmp_path / "progress.gif").stat().st_size > 0
     with pytest.raises(ValueError, match="every must be a positive integer"):
         grid.save_gif(tmp_path / "x.gif", every=0)
+
+
+def test_image_grids_refuse_empty_input_and_zero_rows():
+    from gan_lessons import plots
+
+    with pytest.raises(ValueError, match="rows must be a positive integer; got 0."):
+        plots.image_grid(np.zeros((4, 28, 28, 1)), "four images", rows=0)
+    with pytest.raises(ValueError, match="N >= 1"):
+        plots.image_grid(np.zeros((0, 28, 28, 1)), "no images")
+    with pytest.raises(ValueError, match="frames is empty"):
+        plots.save_gif([], "never.gif")

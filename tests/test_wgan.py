@@ -94,7 +94,7 @@ def test_constraint_must_be_exactly_one():
         wgan.WGAN(g, c)
     with pytest.raises(ValueError, match="exactly one of clip_value"):
         wgan.WGAN(g, c, clip_value=0.01, gp_weight=10.0)
-    with pytest.raises(ValueError, match=r"clip_value must be a number in \(0, inf\]"):
+    with pytest.raises(ValueError, match=r"clip_value must be a number in \(0, inf\)"):
         wgan.WGAN(g, c, clip_value=-0.01)
     with pytest.raises(ValueError, match="n_critic must be a positive integer"):
         wgan.WGAN(g, c, gp_weight=10.0, n_critic=0)
