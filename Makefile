@@ -1,11 +1,14 @@
 # Two commands on a fresh Linux/macOS machine with Python 3.10+:
 #   make lab    install into .venv and open the lessons in JupyterLab
 #   make test   install into .venv and run the unit tests and every notebook (quick mode)
+#   make test-colab   the same tests on Google Colab's versions (TensorFlow 2.19, Keras 3.10, NumPy 2.0; Linux)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+COLAB_VENV ?= .venv-colab
+COLAB_PINS := "tensorflow-cpu==2.19.*" "keras==3.10.0" "numpy==2.0.2"
 
-.PHONY: lab test install clean
+.PHONY: lab test test-colab install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,5 +24,14 @@ lab: install
 test: install
 	GAN_LESSONS_QUICK=1 $(BIN)/python -m pytest --nbval-lax -q
 
+$(COLAB_VENV)/bin/.installed: pyproject.toml
+	$(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COLAB_VENV)/bin/python -m pip install --quiet $(COLAB_PINS) -e ".[cpu,test]"
+	touch $@
+
+test-colab: $(COLAB_VENV)/bin/.installed
+	GAN_LESSONS_QUICK=1 $(COLAB_VENV)/bin/python -m pytest --nbval-lax -q
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(COLAB_VENV) runs notebooks/runs

@@ -254,7 +254,7 @@ def train(args):
 
 def _load(path):
     try:
-        return keras.saving.load_model(path, compile=False)
+        return metrics.single_input(keras.saving.load_model(path, compile=False))
     except Exception as exc:  # Keras's message can run to pages: keep its first sentence
         first = str(exc).strip().split("\n")[0].split(". ")[0].rstrip(".")
         raise UsageError(f"{path} could not be loaded: {first}.") from None

@@ -137,12 +137,19 @@ def load_classifier(verbose=True, quick=None):
         os.replace(tmp, path)
         os.replace(tmp_meta, meta_path)
     keras.utils.set_random_seed(follow_on_seed)
+    model = single_input(model)
     _state.update(classifier=model, info=meta,
-                  extractor=keras.Model(model.input, model.get_layer(FEATURE_LAYER).output))
+                  extractor=keras.Model(model.inputs[0], model.get_layer(FEATURE_LAYER).output))
     if verbose:
         print(f"{how} MNIST classifier ({meta['source']} data{', quick' if meta['quick'] else ''}): "
               f"{meta['accuracy']:.1%} accuracy on {len(y_test):,} held-out test digits.")
     return model
+
+
+def single_input(model):
+    """A one-input model that takes one array: Keras 3.10 lists the input of a model loaded
+    from disk and warns when that model is called with a bare array."""
+    return keras.Model(model.inputs[0], model.outputs[0]) if len(model.inputs) == 1 else model
 
 
 def classifier_info():
