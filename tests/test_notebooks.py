@@ -52,3 +52,19 @@ def test_lesson_starts_with_a_title_and_imports_the_package_first(path):
     first_import = next(_source(c) for c in cells[1:] if c["cell_type"] == "code" and "import" in _source(c))
     lines = [line for line in first_import.splitlines() if line.strip() and not line.startswith("#")]
     assert lines[0].startswith("import gan_lessons"), "import gan_lessons before TensorFlow"
+
+
+def colab_link(path):
+    """The Colab address of a lesson, built from the one repository address."""
+    colab = REPOSITORY.replace("https://github.com/", "https://colab.research.google.com/github/")
+    return f"{colab}/blob/main/notebooks/{path.name}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_lesson_opens_in_colab_from_its_title_and_from_readme(path):
+    assert REPOSITORY.startswith("https://github.com/")
+    badge = f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_link(path)})"
+    assert badge in _source(_cells(path)[1]).splitlines()[:4], f"{path.name}: no Colab badge under the title"
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if f"(notebooks/{path.name})" in line)
+    assert badge in row, f"README's row for {path.name} has no Colab badge"
