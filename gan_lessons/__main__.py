@@ -100,14 +100,15 @@ MODELS = {
 QUICK_EPOCHS, QUICK_DIGITS = 1, 512
 
 
-def _load_data(spec, batch_size, seed, quick):
-    """The training data as (dataset, steps per epoch), and the held-out domains for cyclegan."""
+def _load_data(spec, batch_size, seed, quick, source="auto"):
+    """(dataset, steps per epoch) and cyclegan's held-out domains, from the run's MNIST ``source``."""
     if spec.data == "domains":
-        train = cyclegan.load_digit_domains("train", limit=QUICK_DIGITS // 2 if quick else 4000, verbose=False)
-        test = cyclegan.load_digit_domains("test", limit=QUICK_DIGITS // 2 if quick else 1000, verbose=False)
+        limits = (QUICK_DIGITS // 2, QUICK_DIGITS // 2) if quick else (4000, 1000)
+        train, test = (cyclegan.load_digit_domains(split, limit=limit, source=source, verbose=False)
+                       for split, limit in zip(("train", "test"), limits))
         size = len(train)
     else:
-        x, y = data.load_mnist("train", limit=QUICK_DIGITS if quick else None)
+        x, y = data.load_mnist("train", source=source, limit=QUICK_DIGITS if quick else None)
         test, size = None, len(x)
     if batch_size > size:
         raise UsageError(f"--batch-size {batch_size} is larger than the training data ({size} images); "
@@ -162,7 +163,8 @@ def _plan(args):
                              "choose a new or empty folder.")
         epochs = args.epochs or (QUICK_EPOCHS if args.quick else spec.epochs)
         return {"model": args.model, "epochs": epochs, "batch_size": args.batch_size or spec.batch_size,
-                "seed": args.seed or 0, "quick": bool(args.quick), "status": "running"}, False
+                "seed": args.seed or 0, "quick": bool(args.quick), "source": data.mnist_source(),
+                "status": "running"}, False
     if run["status"] == "finished":
         raise UsageError(f"--out {out} already holds a finished {run['model']} run; it is left as it is. "
                          "Choose another folder to train again.")
@@ -207,7 +209,7 @@ def train(args):
     run, resuming = _plan(args)
     spec = MODELS[run["model"]]
     gan_lessons.set_seed(run["seed"])
-    (dataset, steps), test = _load_data(spec, run["batch_size"], run["seed"], run["quick"])
+    (dataset, steps), test = _load_data(spec, run["batch_size"], run["seed"], run["quick"], run.get("source", "auto"))
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     if resuming:

@@ -87,6 +87,15 @@ def _keras_split(name, split):
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(np.int64)
 
 
+def mnist_source():
+    """"full" when Keras can get the full MNIST (from its cache or the network), else "bundled"."""
+    try:
+        _keras_split("mnist", "test")
+        return "full"
+    except Exception:
+        return "bundled"
+
+
 def load_mnist(split="train", source="auto", limit=None, verbose=True):
     """MNIST digits as (images, labels).
 
@@ -115,8 +124,8 @@ def load_mnist(split="train", source="auto", limit=None, verbose=True):
             if source == "full":
                 raise DatasetUnavailable(
                     "The full MNIST could not be downloaded (no network?) and is not in "
-                    "Keras's cache (~/.keras/datasets/mnist.npz); use source='auto' or "
-                    "'bundled' to train on the bundled 5,000 digits."
+                    "Keras's cache (~/.keras/datasets/mnist.npz); connect once so that Keras "
+                    "caches it, or use the bundled 5,000 digits (source='auto' or 'bundled')."
                 ) from exc
     if used is None:
         x, y = _bundled_split(split)

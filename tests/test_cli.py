@@ -225,3 +225,20 @@ def test_evaluate_needs_ten_samples(finished_gan, capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", str(finished_gan), "--n", "5"])
     assert "--n must be an integer >= 10; got 5." in capsys.readouterr().err
+
+
+def test_a_run_keeps_the_mnist_it_started_with(finished_gan, tmp_path, capsys, monkeypatch):
+    assert json.loads((finished_gan / "run.json").read_text())["source"] == "bundled"  # offline here
+    out = tmp_path / "started-online"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"model": "gan", "epochs": 2, "batch_size": 64, "seed": 0,
+                                              "quick": True, "source": "full", "status": "running"}))
+
+    def offline():
+        raise Exception("URL fetch failure")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    assert main(["train", "gan", "--out", str(out), "--quick"]) == 2  # not silently resumed on other digits
+    err = capsys.readouterr().err
+    assert "full MNIST could not be downloaded" in err and err.count("\n") == 1
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
