@@ -120,7 +120,8 @@ class HistoryFile(keras.callbacks.Callback):
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """Stops training with a clear message when a loss becomes NaN or infinite."""
+    """Stops training with a clear message when a loss becomes NaN or infinite, and leaves
+    the message on the trainer as ``failure`` (``resume`` then marks the run failed)."""
 
     def __init__(self):
         super().__init__()
@@ -134,6 +135,7 @@ class StopOnNaN(keras.callbacks.Callback):
                 self.stopped_at = where
                 self.message = (f"Training stopped at {where}: {key} became {float(value)}. "
                                 "Lower the learning rate, or check the data range.")
+                self.model.failure = self.message
                 print(self.message)
                 return
 
@@ -187,10 +189,27 @@ def resume(backup_dir):
     Keras's ``BackupAndRestore`` saves the trainer (both networks and both
     optimizers' state) at the end of every epoch; when ``fit`` is called again
     after a crash, kernel restart or Ctrl-C, it reloads that state and continues
-    from the next epoch. The backup is deleted when training ends, also when a loss
-    became NaN (``StopOnNaN``): such a run starts again from scratch.
+    from the next epoch. The backup is deleted when training finishes, except after
+    ``StopOnNaN`` stopped it: then the folder is marked failed, and the next ``fit``
+    with this backup folder refuses to start rather than "resume" a broken run.
     """
-    return keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch", delete_checkpoint=True)
+    return _Backup(str(backup_dir), save_freq="epoch", delete_checkpoint=True)
+
+
+class _Backup(keras.callbacks.BackupAndRestore):
+    def on_train_begin(self, logs=None):
+        marker = Path(self.backup_dir) / "FAILED"
+        if marker.is_file():
+            raise RuntimeError(f"The run backed up in {self.backup_dir} failed ({marker.read_text()}) and cannot "
+                               "be resumed; delete that folder to train again from the start.")
+        super().on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        if getattr(self.model, "failure", None):  # left by StopOnNaN: keep the folder, marked failed
+            Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
+            (Path(self.backup_dir) / "FAILED").write_text(self.model.failure)
+            return
+        super().on_train_end(logs)
 
 
 def _clock(seconds):

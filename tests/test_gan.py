@@ -152,6 +152,22 @@ def test_stop_on_nan_stops_with_a_message(digits, capsys):
     assert "Training stopped" in capsys.readouterr().out
 
 
+def test_a_run_stopped_by_nan_is_not_resumed_from_nothing(digits, tmp_path):
+    x, _ = digits
+    dataset, steps = data.make_dataset(np.full_like(x, np.nan), batch_size=64)
+    trainer = small_gan()
+    trainer.fit(dataset, epochs=3, steps_per_epoch=steps, verbose=0,
+                callbacks=[callbacks.StopOnNaN(), callbacks.resume(tmp_path / "backup")])
+    assert "became nan" in (tmp_path / "backup" / "FAILED").read_text()
+    again = small_gan()  # the same cell run again, after a kernel restart
+    with pytest.raises(RuntimeError) as info:
+        again.fit(dataset, epochs=3, steps_per_epoch=steps, verbose=0,
+                  callbacks=[callbacks.StopOnNaN(), callbacks.resume(tmp_path / "backup")])
+    message = str(info.value)
+    assert message.startswith(f"The run backed up in {tmp_path / 'backup'} failed (Training stopped at step 1: ")
+    assert message.endswith("delete that folder to train again from the start.")
+
+
 def test_sample_grid_and_gif(digits, tmp_path):
     x, _ = digits
     trainer = small_gan()
