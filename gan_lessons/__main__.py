@@ -324,9 +324,9 @@ def build_parser():
                               help="a quick check: one epoch on little data (also set by GAN_LESSONS_QUICK=1)")
     evaluate_parser = sub.add_parser(
         "evaluate", help="print a saved run's metrics as JSON",
-        description="Measure the generator saved in DIR with the course's classifier and print JSON (FID and "
-                    "its real-vs-real floor, KID, classes covered; label accuracy for cgan; class kept through "
-                    "translation for cyclegan).")
+        description="Measure the generator saved in DIR with the course's classifier and print JSON: FID, its "
+                    "floor, KID, IS, precision, recall, density, coverage, copying ratio, classes covered "
+                    "(label accuracy for cgan; class kept through translation for cyclegan).")
     evaluate_parser.add_argument("dir", metavar="DIR", type=Path, help="a folder written by 'train'")
     evaluate_parser.add_argument("--n", type=_count("--n", 10), default=1000, metavar="N",
                                  help="samples to draw (default 1000)")

@@ -1,173 +1,63 @@
-"""Measuring generated digits: the course's MNIST classifier, FID and KID in its feature
-space, label accuracy, class coverage, and mode coverage on 2-D toy data.
+"""Measuring generative models (lesson 07): metrics on arrays, and the course's way of
+measuring a generator with them.
 
-Why our own classifier? The usual FID runs images through Inception-v3, trained on
-ImageNet photographs: it would have to be downloaded (the lessons run offline) and it
-knows little about 28x28 digits. A small CNN is trained once on the MNIST train split
-and cached on disk; its 128-unit penultimate layer is the feature space. FID values
-depend on that space, so the scale is measured, not quoted: ``scale()`` gives real vs
-real (the floor, ``fid_floor()``), one class vs real and noise vs real at a sample size.
+The metrics take arrays, (N, d) features or (N, classes) probabilities, so they work
+in any feature space: the course classifier's (``classifier.features``), raw pixels
+(``images.reshape(len(images), -1)``) or an untrained network's. Quality and variety:
+``inception_score``, ``fid`` (and ``fid_infinity``, its value at infinite sample
+size), ``kid``, ``precision_recall``, ``density_coverage``; copying: ``copying``;
+labels and classes: ``label_accuracy``, ``class_coverage``; 2-D toy data: ``mode_coverage``.
 """
 
-import json
 import math
-import os
-from pathlib import Path
 
-import keras
 import numpy as np
 
-from gan_lessons import checks, data, runtime
+from gan_lessons import checks, classifier, data
+from gan_lessons.classifier import (NUM_CLASSES, classifier_info, classify, features,  # noqa: F401
+                                    load_classifier, probabilities, reference_digits, single_input)
 
-VERSION = "2"
-"""Part of the classifier's cache key: change it when the classifier's recipe changes."""
-CACHE_ENV = "GAN_LESSONS_CACHE"
-"""Environment variable naming the cache folder (default ~/.cache/gan-lessons)."""
-NUM_CLASSES = 10
-FEATURE_LAYER = "features"
 MIN_SHARE = 0.02
 """A class counts as drawn when it gets at least this share of the samples."""
-SOURCE = "auto"
-"""Which MNIST the classifier and the reference digits come from; see ``data.load_mnist``."""
-
-_state = {"classifier": None, "extractor": None, "info": None, "data": {}, "floor": {}, "scale": {}}
 
 
-def forget():
-    """Drop what this process holds (classifier, digits, floors), so that the next call
-    reads the settings (quick mode, ``SOURCE``, cache folder) afresh."""
-    _state.update(classifier=None, extractor=None, info=None, data={}, floor={}, scale={})
-
-
-def _mnist(split):
-    """A split of ``SOURCE``'s MNIST, loaded once per process."""
-    if (SOURCE, split) not in _state["data"]:
-        _state["data"][SOURCE, split] = data.load_mnist(split=split, source=SOURCE, verbose=False)
-    return _state["data"][SOURCE, split]
-
-
-def reference_digits(n=1000):
-    """Held-out test digits, class-balanced (neither a generator nor the classifier trained
-    on them): what every generator is compared with. Returns (images, labels)."""
-    return data.balanced(*_mnist("test"), checks.count("n", n, minimum=2))
-
-
-def _as_images(name, images, minimum=1):
-    x = np.asarray(images, dtype=np.float32)
-    x = x[..., None] if x.ndim == 3 else x
-    if x.ndim != 4 or x.shape[1:] != (28, 28, 1):
-        raise checks.BadArgument(f"{name} must have shape (N, 28, 28, 1) or (N, 28, 28); got {np.shape(images)}.")
+def _array(name, values, minimum=1):
+    """``values`` as a finite float64 (N, d) array with N >= ``minimum``, or one sentence."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 2:
+        raise checks.BadArgument(f"{name} must be a 2-D array (samples, features); got shape {x.shape} (flatten "
+                                 "images with x.reshape(len(x), -1) or use classifier.features(x)).")
     if len(x) < minimum:
-        raise checks.BadArgument(f"{name} must hold at least {minimum} image(s); got {len(x)}.")
+        raise checks.BadArgument(f"{name} must hold at least {minimum} samples; got {len(x)}.")
+    if not np.all(np.isfinite(x)):
+        raise checks.BadArgument(f"{name} holds {int(np.sum(~np.isfinite(x)))} NaN or infinite value(s); "
+                                 "every value must be finite.")
     return x
 
 
-# ------------------------------------------------------------------ the classifier
+def _pair(a, b, minimum=2, names=("features_a", "features_b")):
+    a, b = _array(names[0], a, minimum), _array(names[1], b, minimum)
+    if a.shape[1] != b.shape[1]:
+        raise checks.BadArgument(f"{names[0]} has {a.shape[1]} features per sample but {names[1]} has "
+                                 f"{b.shape[1]}; both must come from the same feature space.")
+    return a, b
 
 
-def cache_dir():
-    """Folder of the cached classifier: $GAN_LESSONS_CACHE or ~/.cache/gan-lessons."""
-    path = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "gan-lessons")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+# --------------------------------------------------------------- Inception Score
 
 
-def _train_classifier(x, y, quick):
-    """A small CNN: two conv blocks, a 128-unit feature layer, 10 logits. Random shifts
-    and rotations (active only in training) keep it from memorising stroke positions."""
-    from keras import layers
-
-    keras.utils.set_random_seed(1234)  # the same classifier whatever the caller's seed
-    inputs = keras.Input(shape=(28, 28, 1), name="image")
-    h = layers.RandomTranslation(0.1, 0.1, fill_mode="constant", fill_value=-1.0, seed=1)(inputs)
-    h = layers.RandomRotation(0.03, fill_mode="constant", fill_value=-1.0, seed=2)(h)
-    for filters in (32, 64):
-        h = layers.Conv2D(filters, 3, padding="same", activation="relu")(h)
-        h = layers.Conv2D(filters, 3, padding="same", activation="relu")(h)
-        h = layers.MaxPooling2D()(h)
-    h = layers.Dropout(0.3, seed=3)(layers.Flatten()(h))
-    h = layers.Dropout(0.3, seed=4)(layers.Dense(128, activation="relu", name=FEATURE_LAYER)(h))
-    model = keras.Model(inputs, layers.Dense(NUM_CLASSES, name="logits")(h), name="mnist_classifier")
-    if quick:
-        x, y = data.balanced(x, y, 2000)
-    epochs = 3 if quick else (5 if len(y) > 5000 else 30)
-    schedule = keras.optimizers.schedules.CosineDecay(1e-3, epochs * math.ceil(len(y) / 64))
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, batch_size=64, epochs=epochs, shuffle=True, verbose=0)
-    return model
-
-
-def _predict(model, images, batch_size=500):
-    return np.concatenate([np.asarray(model(images[i:i + batch_size], training=False))
-                           for i in range(0, len(images), batch_size)])
-
-
-def load_classifier(verbose=True, quick=None):
-    """The course's MNIST classifier (images -> 10 logits), trained once and cached.
-
-    The cache key holds the data source, quick mode (``quick``, by default the
-    process's quick mode) and ``VERSION``. The first call of a process prints one line:
-    trained or loaded, and the accuracy on held-out digits. The caller's random streams
-    end in a state that depends only on the caller's seed, not on whether the cache
-    existed, so a lesson repeats exactly.
-    """
-    if _state["classifier"] is not None:
-        return _state["classifier"]
-    follow_on_seed = int(np.random.randint(0, 2**31 - 1))
-    quick = runtime.is_quick() if quick is None else bool(quick)
-    (x_train, y_train), (x_test, y_test) = _mnist("train"), _mnist("test")
-    source = "full" if len(y_train) > 5000 else "bundled"
-    name = f"mnist_classifier_{source}_{'quick' if quick else 'full'}_v{VERSION}"
-    path, meta_path = cache_dir() / f"{name}.keras", cache_dir() / f"{name}.json"
-    model, how = None, "Loaded the cached"
-    if path.is_file() and meta_path.is_file():
-        try:
-            model, meta = keras.saving.load_model(path, compile=False), json.loads(meta_path.read_text())
-        except Exception:  # a damaged cache file: train again
-            model = None
-    if model is None:
-        model, how = _train_classifier(x_train, y_train, quick), "Trained the"
-        accuracy = float(np.mean(_predict(model, x_test).argmax(axis=1) == y_test))
-        meta = {"accuracy": accuracy, "source": source, "quick": quick, "train_digits": len(y_train)}
-        # Temporary names first, so that a concurrent reader never sees half a file.
-        tmp, tmp_meta = path.with_name(f"{name}.{os.getpid()}.tmp.keras"), meta_path.with_suffix(f".{os.getpid()}")
-        model.save(tmp)
-        tmp_meta.write_text(json.dumps(meta))
-        os.replace(tmp, path)
-        os.replace(tmp_meta, meta_path)
-    keras.utils.set_random_seed(follow_on_seed)
-    model = single_input(model)
-    _state.update(classifier=model, info=meta,
-                  extractor=keras.Model(model.inputs[0], model.get_layer(FEATURE_LAYER).output))
-    if verbose:
-        print(f"{how} MNIST classifier ({meta['source']} data{', quick' if meta['quick'] else ''}): "
-              f"{meta['accuracy']:.1%} accuracy on {len(y_test):,} held-out test digits.")
-    return model
-
-
-def single_input(model):
-    """A one-input model that takes one array: Keras 3.10 lists the input of a model loaded
-    from disk and warns when that model is called with a bare array."""
-    return keras.Model(model.inputs[0], model.outputs[0]) if len(model.inputs) == 1 else model
-
-
-def classifier_info():
-    """Facts about the classifier: held-out accuracy, data source, quick flag."""
-    load_classifier(verbose=False)
-    return dict(_state["info"])
-
-
-def features(images):
-    """The classifier's 128-unit penultimate activations for images in [-1, 1]."""
-    x = _as_images("images", images)
-    load_classifier()
-    return _predict(_state["extractor"], x).astype(np.float64)
-
-
-def classify(images):
-    """The digit class (0..9) the classifier reads in each image, as int64."""
-    return _predict(load_classifier(), _as_images("images", images)).argmax(axis=1).astype(np.int64)
+def inception_score(probs):
+    """exp(E_x KL(p(y|x) || p(y))), p(y) the mean of the rows: 1 when every image gets the
+    same class distribution, NUM_CLASSES when each is read with certainty and the classes
+    are equally frequent. ``probs``: (N, classes), each row summing to 1."""
+    p = _array("probs", probs)
+    if np.any(p < 0) or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
+        raise checks.BadArgument("probs must hold probabilities: non-negative rows that each sum to 1 "
+                                 "(apply a softmax to logits first).")
+    marginal = p.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * (np.log(p) - np.log(marginal)), 0.0)  # 0 log 0 = 0
+    return float(np.exp(terms.sum(axis=1).mean()))
 
 
 # ------------------------------------------------------------------ FID and KID
@@ -195,27 +85,44 @@ def frechet_distance(mu_a, cov_a, mu_b, cov_b):
 
 def gaussian_stats(feats):
     """Mean and covariance of a set of feature vectors (N, d)."""
-    return feats.mean(axis=0), np.cov(feats, rowvar=False)
+    feats = _array("feats", feats, 2)
+    return feats.mean(axis=0), np.atleast_2d(np.cov(feats, rowvar=False))
 
 
-def fid(images_a, images_b):
-    """Frechet distance between Gaussians fitted to the two sets' classifier features.
-
-    0 means identical statistics. FID reads higher for smaller samples, so compare
-    sets of equal size only.
-    """
-    a, b = _as_images("images_a", images_a, 2), _as_images("images_b", images_b, 2)
-    return frechet_distance(*gaussian_stats(features(a)), *gaussian_stats(features(b)))
+def fid(features_a, features_b):
+    """Frechet distance between Gaussians fitted to two sets of features. 0 means equal
+    statistics; it reads higher for smaller samples, so compare sets of equal size."""
+    a, b = _pair(features_a, features_b)
+    return frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
 
 
-def kid(images_a, images_b, subsets=20, subset_size=500, seed=0):
-    """Kernel distance: the unbiased squared MMD between the two sets' classifier
-    features with the kernel k(x, y) = (x.y / d + 1)^3, averaged over ``subsets``
-    random subsets of ``subset_size``. Unlike FID it is unbiased: two samples of one
-    distribution give 0 on average (so small negative values happen)."""
+def fid_infinity(real_features, fake_features, sizes=None, seed=0):
+    """FID at infinite sample size (Chong and Forsyth, 2020). FID_N, measured on N fakes
+    against all the real features, is nearly linear in 1/N; fitting FID_N = a + b / N
+    and reading a at 1/N = 0 removes the fakes' small-sample bias (not the reals').
+    ``sizes``: the N used, by default 10 sizes from a fifth of the fakes to all of them.
+    Returns {"fid_infinity": a, "slope": b, "sizes": [...], "fids": [...]}."""
+    real, fake = _pair(real_features, fake_features, names=("real_features", "fake_features"))
+    if sizes is None:
+        sizes = np.unique(np.linspace(max(len(fake) // 5, 2), len(fake), 10).astype(int))
+    sizes = [checks.count("each size", int(s), minimum=2) for s in sizes]
+    if len(set(sizes)) < 2 or max(sizes) > len(fake):
+        raise checks.BadArgument(f"sizes must hold at least 2 different sample sizes of at most {len(fake)} "
+                                 f"(the number of fakes); got {sizes}.")
+    rng, stats = np.random.default_rng(seed), gaussian_stats(real)
+    fids = [frechet_distance(*stats, *gaussian_stats(fake[rng.choice(len(fake), n, replace=False)]))
+            for n in sizes]
+    slope, intercept = np.polyfit(1.0 / np.array(sizes), fids, 1)
+    return {"fid_infinity": float(intercept), "slope": float(slope), "sizes": sizes, "fids": fids}
+
+
+def kid(features_a, features_b, subsets=20, subset_size=500, seed=0):
+    """Kernel Inception Distance: the unbiased squared MMD with the kernel
+    k(x, y) = (x.y / d + 1)^3 on ``subsets`` random subsets of ``subset_size`` (or all
+    samples, when fewer). Unbiased: two samples of one distribution give 0 on average, so
+    small negative values happen. Returns (mean, standard deviation) over the subsets."""
     subsets, subset_size = checks.count("subsets", subsets), checks.count("subset_size", subset_size, minimum=2)
-    a = features(_as_images("images_a", images_a, 2))
-    b = features(_as_images("images_b", images_b, 2))
+    a, b = _pair(features_a, features_b)
     size, d = min(subset_size, len(a), len(b)), a.shape[1]
     rng = np.random.default_rng(seed)
     values = []
@@ -226,30 +133,80 @@ def kid(images_a, images_b, subsets=20, subset_size=500, seed=0):
         off_diagonal = size * (size - 1)
         values.append((k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / off_diagonal
                       - 2 * k_xy.mean())
-    return float(np.mean(values))
+    return float(np.mean(values)), float(np.std(values))
 
 
-def fid_floor(n=1000):
-    """Real vs real: FID between ``n`` train digits and ``n`` held-out test digits, what
-    perfect digits of the training set would score. Computed once per process and size."""
-    n = checks.count("n", n, minimum=2)
-    if n not in _state["floor"]:
-        _state["floor"][n] = fid(data.balanced(*_mnist("train"), n)[0], reference_digits(n)[0])
-    return _state["floor"][n]
+# ------------------------------------------------ nearest neighbours: P/R, D/C, copies
 
 
-def scale(n=1000):
-    """Landmarks of the FID scale at sample size ``n``, against held-out digits:
-    ``real_vs_real`` (the floor), ``one_class_vs_real`` (n train digits that are all 1s,
-    a collapsed generator) and ``noise_vs_real`` (uniform noise in [-1, 1])."""
-    n = checks.count("n", n, minimum=2)
-    if n not in _state["scale"]:
-        x, y = _mnist("train")
-        test, _ = reference_digits(n)
-        noise = np.random.default_rng(0).uniform(-1, 1, size=test.shape).astype(np.float32)
-        _state["scale"][n] = {"n": len(test), "real_vs_real": fid_floor(n),
-                              "one_class_vs_real": fid(x[y == 1][:n], test), "noise_vs_real": fid(noise, test)}
-    return dict(_state["scale"][n])
+def _distances(a, b):
+    """Euclidean distances (len(a), len(b)), via |a|^2 + |b|^2 - 2 a.b."""
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.clip(squared, 0, None))
+
+
+def _rows(points, others, budget=20_000_000):
+    """Slices of ``points`` small enough that a block of distances stays under ``budget``."""
+    step = max(1, budget // max(len(others), 1))
+    return [slice(i, i + step) for i in range(0, len(points), step)]
+
+
+def _nearest(points, others):
+    """Distance from each point to its nearest neighbour among ``others``."""
+    return np.concatenate([_distances(points[s], others).min(axis=1) for s in _rows(points, others)])
+
+
+def _radii(x, k):
+    """Distance from each sample to its k-th nearest neighbour in its own set (not itself)."""
+    return np.concatenate([np.sort(_distances(x[s], x), axis=1)[:, k] for s in _rows(x, x)])
+
+
+def _balls_holding(points, centres, radii):
+    """For each point, how many balls B(centre_i, radius_i) hold it (distance <= radius)."""
+    return np.concatenate([(_distances(points[s], centres) <= radii[None, :]).sum(axis=1)
+                           for s in _rows(points, centres)])
+
+
+def precision_recall(real, fake, k=3):
+    """Improved precision and recall (Kynkaanniemi et al., 2019). Each sample's ball
+    reaches its k-th nearest neighbour in its own set; the balls of a set estimate its
+    support. precision = share of fakes inside some real ball (quality), recall = share
+    of reals inside some fake ball (variety). Returns (precision, recall)."""
+    k = checks.count("k", k)
+    real, fake = _pair(real, fake, k + 1, ("real", "fake"))
+    precision = np.mean(_balls_holding(fake, real, _radii(real, k)) > 0)
+    recall = np.mean(_balls_holding(real, fake, _radii(fake, k)) > 0)
+    return float(precision), float(recall)
+
+
+def density_coverage(real, fake, k=5):
+    """Density and coverage (Naeem et al., 2020), with real balls only, which outliers
+    among the fakes cannot inflate. density = (1 / kM) sum over fakes of the number of
+    real balls holding each (about 1 when fakes are distributed like reals, can exceed
+    1); coverage = share of real balls that hold at least one fake. Returns (density,
+    coverage)."""
+    k = checks.count("k", k)
+    real, fake = _pair(real, fake, k + 1, ("real", "fake"))
+    radii = _radii(real, k)
+    density = _balls_holding(fake, real, radii).sum() / (k * len(fake))
+    coverage = np.mean(_nearest(real, fake) <= radii)
+    return float(density), float(coverage)
+
+
+def copying(train, fake, held_out):
+    """Are the fakes copies of training samples? Compares each fake's distance to its
+    nearest training sample with the same distance for held-out real samples, which
+    nobody copied. Returns ``ratio`` (median fake distance / median held-out distance:
+    about 1 or more for new samples, near 0 for copies), the two medians, and
+    ``near_copies`` (share of fakes nearer to a training sample than 99 % of held-out
+    samples are: about 0.01 for new samples)."""
+    train, fake = _pair(train, fake, 1, ("train", "fake"))
+    train, held_out = _pair(train, held_out, 1, ("train", "held_out"))
+    d_fake, d_real = _nearest(fake, train), _nearest(held_out, train)
+    median_real = float(np.median(d_real))
+    return {"ratio": float(np.median(d_fake)) / median_real if median_real > 0 else math.inf,
+            "fake_median": float(np.median(d_fake)), "held_out_median": median_real,
+            "near_copies": float(np.mean(d_fake < np.quantile(d_real, 0.01)))}
 
 
 # ------------------------------------------------------------ labels and classes
@@ -258,7 +215,7 @@ def scale(n=1000):
 def label_accuracy(images, labels):
     """Share of images the classifier reads as the label they were drawn for. Real
     test digits score the classifier's own accuracy, the most a generator can get."""
-    x, y = _as_images("images", images), np.asarray(labels).reshape(-1)
+    x, y = classifier.as_images("images", images), np.asarray(labels).reshape(-1)
     if len(y) != len(x):
         raise checks.BadArgument(f"labels has {len(y)} items but images has {len(x)}; they must match.")
     return float(np.mean(classify(x) == y))
@@ -303,6 +260,30 @@ def mode_coverage(samples, centres, std, min_share=0.2):
 # -------------------------------------------------------------------- generators
 
 
+def fid_floor(n=1000):
+    """Real vs real: FID between ``n`` train digits and ``n`` held-out test digits, what
+    perfect digits of the training set would score. Computed once per process and size."""
+    n = checks.count("n", n, minimum=2)
+    return classifier.remember(("floor", n), lambda: fid(
+        features(data.balanced(*classifier.mnist("train"), n)[0]), features(reference_digits(n)[0])))
+
+
+def scale(n=1000):
+    """Landmarks of the FID scale at sample size ``n``, against held-out digits:
+    ``real_vs_real`` (the floor), ``one_class_vs_real`` (n train digits that are all 1s,
+    a collapsed generator) and ``noise_vs_real`` (uniform noise in [-1, 1])."""
+    n = checks.count("n", n, minimum=2)
+
+    def landmarks():
+        x, y = classifier.mnist("train")
+        test = features(reference_digits(n)[0])
+        noise = np.random.default_rng(0).uniform(-1, 1, size=(len(test), 28, 28, 1)).astype(np.float32)
+        return {"n": len(test), "real_vs_real": fid_floor(n), "one_class_vs_real": fid(features(x[y == 1][:n]), test),
+                "noise_vs_real": fid(features(noise), test)}
+
+    return dict(classifier.remember(("scale", n), landmarks))
+
+
 def generator_inputs(generator, n, seed=0):
     """Fixed inputs for a generator: noise (n, latent_dim) from ``seed`` and, for a
     conditional generator (two inputs), labels 0, 1, ..., 9, 0, 1, ... Returns the input
@@ -324,24 +305,34 @@ def generate(generator, inputs, batch_size=250):
     return np.concatenate([np.asarray(o) for o in out])
 
 
-def evaluate_generator(generator, n=1000, seed=0):
-    """Measure a generator on ``n`` samples against ``n`` held-out test digits.
-
-    A conditional generator is asked for each digit n/10 times and its label accuracy
-    is measured too. Returns a JSON-ready dict: fid, kid, fid_floor (real vs real at
-    the same size), fid_ratio (fid / floor), classes_covered, class_entropy,
-    label_accuracy (conditional only) and n.
-    """
-    n = checks.count("n", n, minimum=10)
-    inputs, labels = generator_inputs(generator, n, seed)
-    images = generate(generator, inputs)
-    reference, _ = reference_digits(n)
-    floor, value = fid_floor(min(n, len(reference))), fid(images, reference)
-    coverage = class_coverage(images)
-    result = {"fid": value, "kid": kid(images, reference), "fid_floor": floor,
-              "fid_ratio": value / floor if floor > 0 else math.inf,
-              "classes_covered": coverage["classes_covered"], "class_entropy": coverage["entropy"]}
+def evaluate_images(images, n=1000, labels=None):
+    """Every metric of the course for images in [-1, 1] against ``n`` held-out test digits
+    (``labels``: the class each image was asked for, when conditional). Returns a
+    JSON-ready dict: fid, fid_floor (real vs real at the same size), fid_ratio, kid and
+    kid_std, inception_score, precision, recall, density, coverage, copying_ratio and
+    near_copies (pixels, against the train split), classes_covered, class_entropy,
+    label_accuracy (when labels are given) and n."""
+    images = classifier.as_images("images", images, 10)
+    reference, _ = reference_digits(min(n, len(images)))
+    fake, real = features(images), features(reference)
+    floor, value = fid_floor(len(reference)), fid(fake, real)
+    kid_mean, kid_std = kid(fake, real)
+    (precision, recall), (density, coverage) = precision_recall(real, fake), density_coverage(real, fake)
+    flat = [x.reshape(len(x), -1) for x in (classifier.mnist("train")[0], images, reference)]
+    copies, classes = copying(*flat), class_coverage(images)
+    result = {"fid": value, "fid_floor": floor, "fid_ratio": value / floor if floor > 0 else math.inf,
+              "kid": kid_mean, "kid_std": kid_std, "inception_score": inception_score(probabilities(images)),
+              "precision": precision, "recall": recall, "density": density, "coverage": coverage,
+              "copying_ratio": copies["ratio"], "near_copies": copies["near_copies"],
+              "classes_covered": classes["classes_covered"], "class_entropy": classes["entropy"]}
     if labels is not None:
         result["label_accuracy"] = label_accuracy(images, labels)
-    result["n"] = n
+    result["n"] = len(images)
     return result
+
+
+def evaluate_generator(generator, n=1000, seed=0):
+    """``evaluate_images`` of ``n`` samples of a generator drawn from fixed noise
+    (``seed``); a conditional generator is asked for each digit n/10 times."""
+    inputs, labels = generator_inputs(generator, checks.count("n", n, minimum=10), seed)
+    return evaluate_images(generate(generator, inputs), n, labels)

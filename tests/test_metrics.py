@@ -1,5 +1,6 @@
-"""Tests of gan_lessons.metrics: the classifier cache, FID/KID ordering and exact values,
-label accuracy, class coverage, evaluate_generator and FIDMonitor.
+"""Tests of gan_lessons.classifier and gan_lessons.metrics: the classifier cache, the
+metrics on arrays against hand-computed values, FID/KID ordering on digits, label
+accuracy, class coverage, evaluate_generator and FIDMonitor.
 
 They run the quick classifier (a few seconds to train) on the bundled digits, in a
 temporary cache folder.
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 import gan_lessons  # noqa: F401  (quiet TensorFlow first)
-from gan_lessons import callbacks, data, gan, metrics
+from gan_lessons import callbacks, classifier, data, gan, metrics
 
 N = 300  # samples per set: enough for stable orderings, fast on a CPU
 
@@ -22,12 +23,12 @@ N = 300  # samples per set: enough for stable orderings, fast on a CPU
 def quick_bundled(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setenv("GAN_LESSONS_QUICK", "1")
-    patch.setenv(metrics.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
-    patch.setattr(metrics, "SOURCE", "bundled")
-    metrics.forget()
+    patch.setenv(classifier.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
+    patch.setattr(classifier, "SOURCE", "bundled")
+    classifier.forget()
     yield
     patch.undo()
-    metrics.forget()
+    classifier.forget()
 
 
 @pytest.fixture(scope="module")
@@ -43,21 +44,21 @@ def sets():
 def test_classifier_is_cached_and_leaves_random_state_alone(capsys):
     # First load trains (empty cache folder), the second loads: both print one line,
     # and the caller's numpy stream afterwards is the same either way.
-    metrics.forget()
+    classifier.forget()
     np.random.seed(5)
-    metrics.load_classifier()
+    classifier.load_classifier()
     after_training = np.random.rand()
     first = capsys.readouterr().out
-    metrics.forget()
+    classifier.forget()
     np.random.seed(5)
-    metrics.load_classifier()
+    classifier.load_classifier()
     after_loading = np.random.rand()
     second = capsys.readouterr().out
     assert first.startswith("Trained the MNIST classifier") and "accuracy" in first
     assert second.startswith("Loaded the cached MNIST classifier")
     assert first.count("\n") == second.count("\n") == 1
     assert after_training == after_loading
-    assert len(list(metrics.cache_dir().glob("*.keras"))) == 1
+    assert len(list(classifier.cache_dir().glob("*.keras"))) == 1
 
 
 def test_features_have_the_documented_shape(sets):
@@ -81,21 +82,26 @@ def test_frechet_distance_matches_closed_forms():
     assert metrics.frechet_distance(zero, cov_a, zero, cov_a) == pytest.approx(0, abs=1e-6)
 
 
-def test_fid_orders_self_real_one_class_noise(sets):
-    self_fid = metrics.fid(sets["test"], sets["test"])
-    real = metrics.fid(sets["train"], sets["test"])
-    one_class = metrics.fid(sets["ones"], sets["test"])
-    noise = metrics.fid(sets["noise"], sets["test"])
+@pytest.fixture(scope="module")
+def feats(sets):
+    return {name: metrics.features(x) for name, x in sets.items() if name != "test_labels"}
+
+
+def test_fid_orders_self_real_one_class_noise(feats):
+    self_fid = metrics.fid(feats["test"], feats["test"])
+    real = metrics.fid(feats["train"], feats["test"])
+    one_class = metrics.fid(feats["ones"], feats["test"])
+    noise = metrics.fid(feats["noise"], feats["test"])
     assert self_fid == pytest.approx(0, abs=1e-6 * noise)
     assert real < 0.05 * noise  # real vs real is small on the scale
     assert one_class > 10 * real  # a collapsed "generator" is far worse
     assert noise > one_class  # and noise is the worst
 
 
-def test_kid_orders_real_one_class_noise(sets):
-    real = metrics.kid(sets["train"], sets["test"], subsets=5, subset_size=200)
-    one_class = metrics.kid(sets["ones"], sets["test"], subsets=5, subset_size=200)
-    noise = metrics.kid(sets["noise"], sets["test"], subsets=5, subset_size=200)
+def test_kid_orders_real_one_class_noise(feats):
+    (real, real_std), (one_class, _), (noise, _) = (
+        metrics.kid(feats[name], feats["test"], subsets=5, subset_size=200) for name in ("train", "ones", "noise"))
+    assert real_std > 0
     assert abs(real) < 0.05 * noise
     assert one_class > 10 * abs(real)
     assert noise > one_class
@@ -152,8 +158,11 @@ def test_evaluate_generator_unconditional_noise_is_bad():
     image = keras.layers.Reshape((28, 28, 1))(keras.layers.Dense(28 * 28, activation="tanh")(noise))
     result = metrics.evaluate_generator(keras.Model(noise, image), n=200)
     assert "label_accuracy" not in result
-    assert set(result) == {"fid", "kid", "fid_floor", "fid_ratio", "classes_covered", "class_entropy", "n"}
+    assert set(result) == {"fid", "kid", "kid_std", "fid_floor", "fid_ratio", "inception_score", "precision",
+                           "recall", "density", "coverage", "copying_ratio", "near_copies", "classes_covered",
+                           "class_entropy", "n"}
     assert result["fid_ratio"] > 20
+    assert result["recall"] < 0.05 and result["coverage"] < 0.05  # no real digit lies near a noise image
     json.dumps(result)
 
 
@@ -185,16 +194,16 @@ def test_fid_monitor_measures_label_accuracy_of_a_conditional_generator(sets):
 
 
 def test_bad_arguments_raise_clear_errors(sets):
-    with pytest.raises(ValueError, match="images_a"):
-        metrics.fid(np.zeros((5, 32, 32, 3)), sets["test"])
+    with pytest.raises(ValueError, match="features_a must be a 2-D array"):
+        metrics.fid(np.zeros((5, 32, 32, 3)), np.zeros((5, 128)))
     with pytest.raises(ValueError, match="min_share"):
         metrics.class_coverage(sets["test"], min_share=0)
     with pytest.raises(ValueError, match="labels"):
         metrics.label_accuracy(sets["test"], sets["test_labels"][:3])
     with pytest.raises(ValueError, match="every"):
         callbacks.FIDMonitor(every=0)
-    with pytest.raises(ValueError, match="at least 2 image"):
-        metrics.fid(sets["test"][:1], sets["test"])
+    with pytest.raises(ValueError, match="images must hold at least 1"):
+        metrics.features(sets["test"][:0])
     with pytest.raises(ValueError, match="images must hold at least 1"):
         metrics.classify(np.zeros((0, 28, 28, 1)))
 
@@ -219,11 +228,11 @@ def stub_classifier():
     logit_layer = keras.layers.Dense(10)
     logits = logit_layer(flat)
     logit_layer.set_weights([kernel, -np.arange(10, dtype="float32") ** 2])
-    metrics.forget()
-    metrics._state.update(classifier=keras.Model(inputs, logits), extractor=keras.Model(inputs, feats),
-                          info={"accuracy": 1.0, "source": "stub", "quick": True})
+    classifier.forget()
+    classifier._state.update(classifier=keras.Model(inputs, logits), extractor=keras.Model(inputs, feats),
+                             info={"accuracy": 1.0, "source": "stub", "quick": True})
     yield
-    metrics.forget()
+    classifier.forget()
 
 
 def _images(first_pixels, second_pixels=None):
@@ -262,6 +271,6 @@ def test_kid_matches_a_hand_computed_mmd(stub_classifier):
         return within_x + within_y - 2 * across
 
     # One subset holding all 5 samples of each set: the subset's order does not matter.
-    assert metrics.kid(images_a, images_b, subsets=1, subset_size=5) == pytest.approx(mmd2(fa, fb), rel=1e-9)
-    assert metrics.kid(images_a, images_b, subsets=4, subset_size=50) == pytest.approx(mmd2(fa, fb), rel=1e-9)
+    assert metrics.kid(fa, fb, subsets=1, subset_size=5) == (pytest.approx(mmd2(fa, fb), rel=1e-9), 0.0)
+    assert metrics.kid(fa, fb, subsets=4, subset_size=50)[0] == pytest.approx(mmd2(fa, fb), rel=1e-9)
     assert mmd2(fa, fb) > 0.1
