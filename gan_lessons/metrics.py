@@ -54,10 +54,8 @@ def inception_score(probs):
     if np.any(p < 0) or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
         raise checks.BadArgument("probs must hold probabilities: non-negative rows that each sum to 1 "
                                  "(apply a softmax to logits first).")
-    marginal = p.mean(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * (np.log(p) - np.log(marginal)), 0.0)  # 0 log 0 = 0
-    return float(np.exp(terms.sum(axis=1).mean()))
+    ratio = np.divide(p, p.mean(axis=0), out=np.ones_like(p), where=p > 0)  # p(y|x) / p(y); 0 log 0 = 0
+    return float(np.exp(np.sum(p * np.log(ratio), axis=1).mean()))
 
 
 # ------------------------------------------------------------------ FID and KID

@@ -133,8 +133,10 @@ def test_evaluate_prints_json(finished_gan):
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout[result.stdout.index("{"):])
     assert metrics["model"] == "gan"
-    for key in ("fid", "fid_floor", "classes_covered"):
-        assert key in metrics
+    for key in ("fid", "fid_floor", "classes_covered", "inception_score", "kid", "kid_std", "precision", "recall",
+                "density", "coverage", "copying_ratio", "near_copies"):
+        assert isinstance(metrics[key], (int, float)), key
+    assert 1 <= metrics["inception_score"] <= 10 and 0 <= metrics["coverage"] <= 1
 
 
 def test_evaluate_refuses_a_folder_without_a_run(tmp_path, capsys):

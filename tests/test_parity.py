@@ -6,6 +6,7 @@ its class is compared with the package's: the same networks, weights and seed in
 training step on the same batch, the same losses and the same weights out.
 """
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -88,3 +89,35 @@ def test_lesson_05_train_step_is_the_package_cyclegan():
     batch = digits((2, 6))
     same_step(make, notebook_class("05_cyclegan.ipynb", "CycleGAN"), cyclegan.CycleGAN,
               (batch[0], -batch[1]))
+
+
+def notebook_functions(notebook):
+    """Execute every code cell of ``notebook`` that only defines functions, in order, in one
+    namespace; return that namespace."""
+    cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
+    namespace = {"np": np, "keras": keras}
+    for source in ("".join(c["source"]) for c in cells if c["cell_type"] == "code"):
+        if all(isinstance(node, ast.FunctionDef) for node in ast.parse(source).body):
+            exec(compile(source, notebook, "exec"), namespace)
+    return namespace
+
+
+def test_lesson_07_metrics_are_the_package_metrics():
+    lesson = notebook_functions("07_evaluating_gans.ipynb")
+    rng = np.random.default_rng(0)
+    real, fake = rng.standard_normal((300, 16)), rng.standard_normal((200, 16)) * 1.3 + 0.2
+    logits = rng.standard_normal((200, 10)) * 3
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    probs[:5, 0] = 0.0  # zero probabilities: 0 log 0 = 0 in both
+    probs /= probs.sum(axis=1, keepdims=True)
+    assert lesson["inception_score"](probs) == pytest.approx(metrics.inception_score(probs), rel=1e-12)
+    assert lesson["fid"](real, fake) == pytest.approx(metrics.fid(real, fake), rel=1e-10)
+    sizes = [40, 80, 120, 160, 200]
+    mine, theirs = lesson["fid_infinity"](real, fake, sizes, seed=3), metrics.fid_infinity(real, fake, sizes, seed=3)
+    assert mine["fid_infinity"] == pytest.approx(theirs["fid_infinity"], rel=1e-10)
+    assert lesson["kid"](real, fake, subset_size=100, seed=2) == pytest.approx(
+        metrics.kid(real, fake, subset_size=100, seed=2), rel=1e-10)
+    assert lesson["precision_recall"](real, fake, 3) == metrics.precision_recall(real, fake, 3)
+    assert lesson["density_coverage"](real, fake, 5) == pytest.approx(metrics.density_coverage(real, fake, 5))
+    train, held_out = rng.standard_normal((400, 16)), rng.standard_normal((100, 16))
+    assert lesson["copying"](train, fake, held_out) == pytest.approx(metrics.copying(train, fake, held_out))
