@@ -46,6 +46,12 @@ def test_committed_outputs_are_clean_and_small(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_unfinished_text(path):
+    for cell in _cells(path):
+        assert "TODO" not in _source(cell), f"{path.name}: unfinished text: {_source(cell)[:80]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_lesson_starts_with_a_title_and_imports_the_package_first(path):
     cells = _cells(path)
     assert cells[1]["cell_type"] == "markdown" and _source(cells[1]).startswith("# Lesson")
