@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 import gan_lessons
-from gan_lessons import callbacks, cgan, checks, cyclegan, data, gan, metrics, plots, runtime, wgan
+from gan_lessons import callbacks, cgan, checks, cyclegan, data, gan, metrics, pix2pix, plots, runtime, wgan
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 LATENT_DIM, N_CRITIC = 64, 5
@@ -76,13 +76,18 @@ def build_cyclegan(seed, total_steps):
                      _adam(cyclegan.LinearDecay(2e-4, total_steps)))
 
 
+def build_pix2pix(seed, total_steps):
+    trainer = pix2pix.Pix2Pix(pix2pix.unet_generator(32), pix2pix.conditional_patchgan(32), l1_weight=100.0)
+    return _compiled(trainer, _adam(), _adam())
+
+
 @dataclass
 class Spec:
     build: object
     epochs: int
     batch_size: int
     help: str
-    data: str = "images"  # images, labelled, critic (n_critic batches a step) or domains
+    data: str = "images"  # images, labelled, critic (n_critic batches a step), domains or pairs
     keys: tuple = ("d_loss", "g_loss")
 
 
@@ -96,13 +101,20 @@ MODELS = {
                     "critic", ("c_loss", "g_loss", "wasserstein", "gp")),
     "cyclegan": Spec(build_cyclegan, 10, 32, "the CycleGAN of lesson 05 (plain <-> outlined digits)", "domains",
                      ("g_loss", "cycle_loss", "d_a_loss", "d_b_loss")),
+    "pix2pix": Spec(build_pix2pix, 20, 32, "the Pix2Pix of lesson 06 (sketch -> digit, U-Net, lambda 100)", "pairs",
+                    ("g_loss", "l1", "d_loss")),
 }
+TEST_FILES = {"domains": "test_domains.npz", "pairs": "test_pairs.npz"}
 QUICK_EPOCHS, QUICK_DIGITS = 1, 512
 
 
 def _load_data(spec, batch_size, seed, quick, source="auto"):
-    """(dataset, steps per epoch) and cyclegan's held-out domains, from the run's MNIST ``source``."""
-    if spec.data == "domains":
+    """(dataset, steps per epoch) and the held-out domains or pairs, from the run's MNIST ``source``."""
+    if spec.data == "pairs":
+        train, test = (pix2pix.load_pairs(split, limit=limit, source=source, verbose=False) for split, limit in
+                       zip(("train", "test"), (QUICK_DIGITS, QUICK_DIGITS // 2) if quick else (None, 1000)))
+        x, y, size = train.inputs, train.targets, len(train)
+    elif spec.data == "domains":
         limits = (QUICK_DIGITS // 2, QUICK_DIGITS // 2) if quick else (4000, 1000)
         train, test = (cyclegan.load_digit_domains(split, limit=limit, source=source, verbose=False)
                        for split, limit in zip(("train", "test"), limits))
@@ -116,7 +128,7 @@ def _load_data(spec, batch_size, seed, quick, source="auto"):
     if spec.data == "domains":
         return data.make_unpaired_dataset(train.a, train.b, batch_size, seed), test
     per_step = N_CRITIC if spec.data == "critic" else None
-    return data.make_dataset(x, y if spec.data == "labelled" else None, batch_size, seed, per_step), test
+    return data.make_dataset(x, y if spec.data in ("labelled", "pairs") else None, batch_size, seed, per_step), test
 
 
 # ------------------------------------------------------------------------ run.json
@@ -191,7 +203,11 @@ def _plan(args):
 
 def _sample_grid(trainer, run, test):
     """samples.png's images: 100 digits (cgan: a row per class); cyclegan: one row per
-    example, A, A->B, A->B->A, style(A), B, B->A, B->A->B."""
+    example, A, A->B, A->B->A, style(A), B, B->A, B->A->B; pix2pix: input, output, truth."""
+    if isinstance(test, pix2pix.Pairs):
+        pairs = test.head(30)
+        return np.stack([pairs.inputs, metrics.generate(trainer.generator, pairs.inputs), pairs.targets],
+                        axis=1).reshape((-1, 28, 28, 1))
     if test is not None:
         a, b = test.a[:10], test.b[:10]
         fake_b, fake_a = metrics.generate(trainer.generator_ab, a), metrics.generate(trainer.generator_ba, b)
@@ -219,7 +235,7 @@ def train(args):
     else:
         _write_run(out, run)
         if test is not None:
-            test.save(out / "test_domains.npz")
+            test.save(out / TEST_FILES[spec.data])
         print(f"Training {run['model']} for {run['epochs']} epochs (batch {run['batch_size']}, "
               f"seed {run['seed']}) into {out}.")
 
@@ -239,7 +255,7 @@ def train(args):
         print(f"The run in {out} failed and is marked so; start a new run in another folder.")
         return EXIT_FAILED
 
-    if test is not None:
+    if spec.data == "domains":
         trainer.generator_ab.save(out / "generator_ab.keras")
         trainer.generator_ba.save(out / "generator_ba.keras")
     else:
@@ -271,14 +287,20 @@ def evaluate(args):
                          "folder." if run["status"] == "failed" else f"DIR {args.dir} holds an unfinished run; "
                          "finish it with the same 'train' command first.")
     metrics.load_classifier(verbose=False, quick=run["quick"])  # stdout stays pure JSON
-    if run["model"] == "cyclegan":
+    spec = MODELS[run["model"]]
+    if spec.data in TEST_FILES:
+        path = args.dir / TEST_FILES[spec.data]
         try:
-            test = cyclegan.UnpairedDomains.load(args.dir / "test_domains.npz").head(args.n)
+            test = (cyclegan.UnpairedDomains if spec.data == "domains" else pix2pix.Pairs).load(path).head(args.n)
         except (OSError, KeyError, ValueError) as exc:
-            raise UsageError(f"{args.dir / 'test_domains.npz'} could not be read ({exc}).") from None
+            raise UsageError(f"{path} could not be read ({exc}).") from None
+    if spec.data == "domains":
         report = cyclegan.translation_report(_load(args.dir / "generator_ab.keras"),
                                              _load(args.dir / "generator_ba.keras"), test)
         result = {"n_a": len(test.a), "n_b": len(test.b), **report}
+    elif spec.data == "pairs":
+        result = {"n": len(test), **pix2pix.translation_report(_load(args.dir / "generator.keras"), test.inputs,
+                                                               test.targets, test.labels)}
     else:
         result = metrics.evaluate_generator(_load(args.dir / "generator.keras"), n=args.n, seed=args.seed)
     print(json.dumps({"model": run["model"], **result}, indent=1))

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 import gan_lessons
-from gan_lessons import callbacks, cgan, cyclegan, data, gan, losses, metrics, plots, wgan
+from gan_lessons import callbacks, cgan, cyclegan, data, gan, losses, metrics, pix2pix, plots, wgan
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -30,7 +30,7 @@ def notebook_class(notebook, name):
     assert len(found) == 1, f"{notebook} should define class {name} in one code cell"
     namespace = {"keras": keras, "tf": tf, "np": np, "layers": keras.layers, "gan_lessons": gan_lessons,
                  "callbacks": callbacks, "cgan": cgan, "cyclegan": cyclegan, "data": data, "gan": gan,
-                 "losses": losses, "metrics": metrics, "plots": plots, "wgan": wgan}
+                 "losses": losses, "metrics": metrics, "pix2pix": pix2pix, "plots": plots, "wgan": wgan}
     exec(compile(found[0], f"{notebook}:{name}", "exec"), namespace)
     return namespace[name]
 
@@ -91,19 +91,23 @@ def test_lesson_05_train_step_is_the_package_cyclegan():
               (batch[0], -batch[1]))
 
 
-def notebook_functions(notebook):
-    """Execute every code cell of ``notebook`` that only defines functions, in order, in one
-    namespace; return that namespace."""
+def notebook_functions(notebook, *names):
+    """Execute, in order and in one namespace, the code cells of ``notebook`` that only define
+    functions, one of them in ``names``; return that namespace."""
     cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
-    namespace = {"np": np, "keras": keras}
+    namespace = {"np": np, "keras": keras, "tf": tf, "layers": keras.layers, "losses": losses}
     for source in ("".join(c["source"]) for c in cells if c["cell_type"] == "code"):
-        if all(isinstance(node, ast.FunctionDef) for node in ast.parse(source).body):
+        body = ast.parse(source).body
+        if all(isinstance(node, ast.FunctionDef) for node in body) and {node.name for node in body} & set(names):
             exec(compile(source, notebook, "exec"), namespace)
+    missing = set(names) - set(namespace)
+    assert not missing, f"{notebook} defines no function {', '.join(sorted(missing))}"
     return namespace
 
 
 def test_lesson_07_metrics_are_the_package_metrics():
-    lesson = notebook_functions("07_evaluating_gans.ipynb")
+    lesson = notebook_functions("07_evaluating_gans.ipynb", "inception_score", "fid", "fid_infinity", "kid",
+                                "precision_recall", "density_coverage", "copying")
     rng = np.random.default_rng(0)
     real, fake = rng.standard_normal((300, 16)), rng.standard_normal((200, 16)) * 1.3 + 0.2
     logits = rng.standard_normal((200, 10)) * 3
@@ -121,3 +125,32 @@ def test_lesson_07_metrics_are_the_package_metrics():
     assert lesson["density_coverage"](real, fake, 5) == pytest.approx(metrics.density_coverage(real, fake, 5))
     train, held_out = rng.standard_normal((400, 16)), rng.standard_normal((100, 16))
     assert lesson["copying"](train, fake, held_out) == pytest.approx(metrics.copying(train, fake, held_out))
+
+
+def test_lesson_06_pairs_networks_and_trainer_are_the_package_pix2pix():
+    lesson = notebook_functions("06_pix2pix.ipynb", "sketch", "unet_generator", "conditional_patchgan")
+    x = digits((8,)).numpy()
+    np.testing.assert_array_equal(lesson["sketch"](x), pix2pix.sketch(x))
+    np.testing.assert_array_equal(lesson["hide_lower_half"](x), pix2pix.hide_lower_half(x))
+    for skips in (True, False):
+        nets = []
+        for build in (lesson["unet_generator"], pix2pix.unet_generator):
+            gan_lessons.set_seed(0)
+            nets.append(build(8, skips=skips))
+        np.testing.assert_allclose(np.asarray(nets[0](x)), np.asarray(nets[1](x)), rtol=1e-6, atol=1e-6)
+    nets = []
+    for build in (lesson["conditional_patchgan"], pix2pix.conditional_patchgan):
+        gan_lessons.set_seed(0)
+        nets.append(build(8))
+    np.testing.assert_allclose(np.asarray(nets[0]([x, x])), np.asarray(nets[1]([x, x])), rtol=1e-6, atol=1e-6)
+
+    lesson_class = notebook_class("06_pix2pix.ipynb", "Pix2Pix")
+    batch = (tf.constant(pix2pix.sketch(x)), tf.constant(x))
+    for weights in ({"l1_weight": 100.0, "gan_weight": 1.0}, {"l1_weight": 100.0, "gan_weight": 0.0}):
+        def make(cls):
+            trainer = cls(pix2pix.unet_generator(8), pix2pix.conditional_patchgan(8), **weights)
+            trainer.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                            g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+            return trainer
+
+        same_step(make, lesson_class, pix2pix.Pix2Pix, batch)
