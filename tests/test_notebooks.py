@@ -24,8 +24,8 @@ def test_there_are_lessons():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_first_cell_installs_from_the_one_repository_address(path):
-    first = _source(_cells(path)[0])
+def test_the_cell_under_the_title_installs_from_the_one_repository_address(path):
+    first = _source(_cells(path)[1])
     assert "find_spec(\"gan_lessons\")" in first
     urls = re.findall(r"https://[^\s\"']+", first)
     assert urls == [REPOSITORY], f"{path.name} installs from {urls}, pyproject says {REPOSITORY}"
@@ -54,8 +54,8 @@ def test_no_unfinished_text(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_lesson_starts_with_a_title_and_imports_the_package_first(path):
     cells = _cells(path)
-    assert cells[1]["cell_type"] == "markdown" and _source(cells[1]).startswith("# Lesson")
-    first_import = next(_source(c) for c in cells[1:] if c["cell_type"] == "code" and "import" in _source(c))
+    assert cells[0]["cell_type"] == "markdown" and _source(cells[0]).startswith("# Lesson")
+    first_import = next(_source(c) for c in cells[2:] if c["cell_type"] == "code" and "import" in _source(c))
     lines = [line for line in first_import.splitlines() if line.strip() and not line.startswith("#")]
     assert lines[0].startswith("import gan_lessons"), "import gan_lessons before TensorFlow"
 
@@ -70,7 +70,7 @@ def colab_link(path):
 def test_every_lesson_opens_in_colab_from_its_title_and_from_readme(path):
     assert REPOSITORY.startswith("https://github.com/")
     badge = f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_link(path)})"
-    assert badge in _source(_cells(path)[1]).splitlines()[:4], f"{path.name}: no Colab badge under the title"
+    assert badge in _source(_cells(path)[0]).splitlines()[:4], f"{path.name}: no Colab badge under the title"
     readme = (ROOT / "README.md").read_text()
     row = next(line for line in readme.splitlines() if f"(notebooks/{path.name})" in line)
     assert badge in row, f"README's row for {path.name} has no Colab badge"
