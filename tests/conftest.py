@@ -8,6 +8,9 @@ import shutil
 import tempfile
 
 _CACHE = tempfile.mkdtemp(prefix="gan-lessons-test-cache-")
+# Quick-mode training runs are throwaway: start every test session without them, so that a
+# run saved by another Keras version (make test, then make test-colab) is never loaded.
+shutil.rmtree(os.path.join(os.path.dirname(__file__), "..", "notebooks", "runs", "quick"), ignore_errors=True)
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 os.environ["GAN_LESSONS_QUICK"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
