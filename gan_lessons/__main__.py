@@ -16,7 +16,8 @@ import keras
 import numpy as np
 
 import gan_lessons
-from gan_lessons import callbacks, cgan, checks, cyclegan, data, gan, metrics, pix2pix, plots, runtime, wgan
+from gan_lessons import (callbacks, cgan, checks, cyclegan, data, gan, metrics, pix2pix, plots, runtime, stylegan,
+                         wgan)
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 LATENT_DIM, N_CRITIC = 64, 5
@@ -81,6 +82,14 @@ def build_pix2pix(seed, total_steps):
     return _compiled(trainer, _adam(), _adam())
 
 
+def build_stylegan(seed, total_steps):
+    generator = stylegan.style_generator(stylegan.mapping_network(LATENT_DIM), stylegan.synthesis_network(seed=seed))
+    trainer = stylegan.StyleGAN(generator, stylegan.discriminator(), r1_weight=0.01, seed=seed)
+    trainer.compile(d_optimizer=_adam(1e-3, beta_2=0.99), g_optimizer=_adam(5e-4, beta_2=0.99),
+                    mapping_optimizer=_adam(5e-6, beta_2=0.99))  # the mapping learns 100 times slower
+    return trainer, [callbacks.GeneratorAverage(0.995)]
+
+
 @dataclass
 class Spec:
     build: object
@@ -103,6 +112,8 @@ MODELS = {
                      ("g_loss", "cycle_loss", "d_a_loss", "d_b_loss")),
     "pix2pix": Spec(build_pix2pix, 20, 32, "the Pix2Pix of lesson 06 (sketch -> digit, U-Net, lambda 100)", "pairs",
                     ("g_loss", "l1", "d_loss")),
+    "stylegan": Spec(build_stylegan, 35, 32, "the style-based generator of lesson 08 (mapping, modulation, noise, "
+                     "mixing, R1)", keys=("d_loss", "g_loss", "r1")),
 }
 TEST_FILES = {"domains": "test_domains.npz", "pairs": "test_pairs.npz"}
 QUICK_EPOCHS, QUICK_DIGITS = 1, 512

@@ -154,3 +154,49 @@ def test_lesson_06_pairs_networks_and_trainer_are_the_package_pix2pix():
             return trainer
 
         same_step(make, lesson_class, pix2pix.Pix2Pix, batch)
+
+
+def notebook_definitions(notebook, namespace):
+    """Execute, in order, the code cells of ``notebook`` that only define classes and functions."""
+    cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
+    for source in ("".join(c["source"]) for c in cells if c["cell_type"] == "code"):
+        body = ast.parse(source).body
+        if body and all(isinstance(node, (ast.FunctionDef, ast.ClassDef)) for node in body):
+            exec(compile(source, notebook, "exec"), namespace)
+    return namespace
+
+
+def test_lesson_08_networks_and_trainer_are_the_package_stylegan():
+    from gan_lessons import checks, stylegan
+
+    lesson = notebook_definitions("08_stylegan.ipynb", {
+        "np": np, "keras": keras, "tf": tf, "layers": keras.layers, "losses": losses, "checks": checks,
+        "metrics": metrics, "IMAGE_SHAPE": gan.IMAGE_SHAPE, "NUM_STYLES": stylegan.NUM_STYLES,
+        "STYLE_INIT": stylegan.STYLE_INIT})
+    z = np.random.default_rng(0).standard_normal((4, 16)).astype("float32")
+    images = np.random.default_rng(1).uniform(-1, 1, (4, 28, 28, 1)).astype("float32")
+    built = []
+    for module in (lesson, vars(stylegan)):
+        gan_lessons.set_seed(0)
+        g = module["style_generator"](module["mapping_network"](16, 8, 2), module["synthesis_network"](8, (8, 8, 4)))
+        d = module["discriminator"](8)
+        for layer in g.get_layer("synthesis").layers:  # noise on, at a visible strength
+            if hasattr(layer, "strength"):
+                layer.strength.assign(np.full(layer.strength.shape, 0.5, "float32"))
+        built.append((g, d, np.asarray(g(z)), np.asarray(d(images))))
+    (g_lesson, d_lesson, x_lesson, logit_lesson), (g_package, d_package, x_package, logit_package) = built
+    assert [w.shape for w in g_lesson.weights] == [w.shape for w in g_package.weights]
+    np.testing.assert_allclose(x_lesson, x_package, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logit_lesson, logit_package, rtol=1e-5, atol=1e-6)
+    w = lesson["styles_of"](g_lesson, z)
+    np.testing.assert_array_equal(lesson["mix"](w, w[::-1], 3).numpy(), stylegan.mix(w, w[::-1], 3).numpy())
+
+    def make(cls):
+        module = lesson if cls is lesson["StyleGAN"] else vars(stylegan)
+        g = module["style_generator"](module["mapping_network"](16, 8, 2), module["synthesis_network"](8, (8, 8, 4)))
+        trainer = cls(g, module["discriminator"](8), r1_weight=10.0, seed=0)
+        trainer.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3),
+                        mapping_optimizer=keras.optimizers.Adam(1e-5))
+        return trainer
+
+    same_step(make, lesson["StyleGAN"], stylegan.StyleGAN, digits((16,)))
