@@ -84,10 +84,10 @@ def build_pix2pix(seed, total_steps):
 
 def build_stylegan(seed, total_steps):
     generator = stylegan.style_generator(stylegan.mapping_network(LATENT_DIM), stylegan.synthesis_network(seed=seed))
-    trainer = stylegan.StyleGAN(generator, stylegan.discriminator(), r1_weight=0.01, seed=seed)
+    trainer = stylegan.StyleGAN(generator, stylegan.discriminator(), r1_weight=0.1, seed=seed)
     trainer.compile(d_optimizer=_adam(1e-3, beta_2=0.99), g_optimizer=_adam(5e-4, beta_2=0.99),
                     mapping_optimizer=_adam(5e-6, beta_2=0.99))  # the mapping learns 100 times slower
-    return trainer, [callbacks.GeneratorAverage(0.995)]
+    return trainer, [callbacks.GeneratorAverage(0.999)]
 
 
 @dataclass

@@ -282,9 +282,10 @@ class Progress(keras.callbacks.Callback):
         logs = logs or {}
         keys = self.keys or [k for k in logs if k.endswith("loss")]
         values = "  ".join(f"{k} {float(logs[k]):.3f}" for k in keys if k in logs)
-        text = (f"epoch {done}/{self._epochs} [{bar}] {values}  "
-                f"{_clock(elapsed)} elapsed, ~{_clock(left)} left")
-        self._show(text, final=done == self._epochs)
+        stopped = bool(getattr(self.model, "stop_training", False))  # a callback ended fit early
+        text = (f"epoch {done}/{self._epochs} [{bar}] {values}  {_clock(elapsed)} elapsed, "
+                + (f"stopped after epoch {done}" if stopped else f"~{_clock(left)} left"))
+        self._show(text, final=stopped or done == self._epochs)
 
 
 class FIDMonitor(keras.callbacks.Callback):
