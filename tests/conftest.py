@@ -82,3 +82,14 @@ def resume_check(tmp_path):
         return first, second
 
     return check
+
+
+@pytest.fixture(autouse=True, scope="module")
+def fresh_keras_state():
+    """Each test module starts from an empty Keras graph state: without this, the models
+    and traced functions of earlier modules pile up and later tests slow down."""
+    yield
+    keras.backend.clear_session()
+    import gc
+
+    gc.collect()

@@ -116,10 +116,11 @@ def test_a_training_step_moves_both_players_and_w_avg(own_mapping_optimizer):
                     mapping_optimizer=mapping_optimizer)
     x, _ = data.load_mnist("train", source="bundled", limit=64, verbose=False)
     before = [v.numpy().copy() for v in g.trainable_variables + trainer.discriminator.trainable_variables]
-    history = trainer.fit(x, batch_size=32, epochs=1, verbose=0).history
+    for batch in (x[:32], x[32:]):  # two steps, run eagerly (no tracing: quicker for a test)
+        logs = trainer.train_step(tf.constant(batch))
     after = [v.numpy() for v in g.trainable_variables + trainer.discriminator.trainable_variables]
     assert all(not np.array_equal(a, b) for a, b in zip(after, before) if a.size > 1)
-    assert history["r1"][0] > 0 and np.isfinite(history["d_loss"][0])
+    assert float(logs["r1"]) > 0 and np.isfinite(float(logs["d_loss"]))
     assert np.abs(trainer.truncation.w_avg.numpy()).sum() > 0
     if own_mapping_optimizer:  # two steps of Adam at 1e-5 move each mapping weight by at most about 2e-5
         moved = [np.abs(v.numpy() - b).max() for v, b in zip(g.get_layer("mapping").trainable_variables, before)]
