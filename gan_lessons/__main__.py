@@ -1,4 +1,5 @@
-"""The command line: ``python -m gan_lessons train MODEL --out DIR`` and ``evaluate DIR``.
+"""The command line: ``python -m gan_lessons train MODEL --out DIR``, ``evaluate DIR`` and
+``sample DIR`` (diffusion).
 
 ``train`` writes the contract files of README's "Command line" section into DIR. A finished
 DIR is never overwritten; an unfinished one resumes from its last finished epoch; a run
@@ -16,8 +17,8 @@ import keras
 import numpy as np
 
 import gan_lessons
-from gan_lessons import (callbacks, cgan, checks, cyclegan, data, gan, metrics, pix2pix, plots, runtime, stylegan,
-                         wgan)
+from gan_lessons import (callbacks, cgan, checks, cyclegan, data, diffusion, gan, metrics, pix2pix, plots, runtime,
+                         stylegan, wgan)
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 LATENT_DIM, N_CRITIC = 64, 5
@@ -90,6 +91,18 @@ def build_stylegan(seed, total_steps):
     return trainer, [callbacks.GeneratorAverage(0.999)]
 
 
+# diffusion: an autoencoder (digit -> 7x7x4) is trained first, then a conditional U-Net learns
+# to denoise its latents; DDIM draws them back in SAMPLE_STEPS steps with guidance GUIDANCE.
+AUTOENCODER_EPOCHS, SAMPLE_STEPS, GUIDANCE, N_SAMPLES = 10, 25, 1.5, 1000
+
+
+def build_diffusion(seed, total_steps):
+    trainer = diffusion.Diffusion(diffusion.unet((7, 7, 4), (64, 128)), diffusion.Schedule.cosine(1000), target="v",
+                                  label_dropout=0.1, seed=seed)
+    trainer.compile(keras.optimizers.Adam(1e-3))
+    return trainer, [callbacks.GeneratorAverage(0.999, network="denoiser")]
+
+
 @dataclass
 class Spec:
     build: object
@@ -114,6 +127,8 @@ MODELS = {
                     ("g_loss", "l1", "d_loss")),
     "stylegan": Spec(build_stylegan, 35, 32, "the style-based generator of lesson 08 (mapping, modulation, noise, "
                      "mixing, R1)", keys=("d_loss", "g_loss", "r1")),
+    "diffusion": Spec(build_diffusion, 100, 128, "the latent diffusion model of lesson 09 (autoencoder to 7x7x4, "
+                      "conditional U-Net, v-prediction, guidance)", "latent", ("loss",)),
 }
 TEST_FILES = {"domains": "test_domains.npz", "pairs": "test_pairs.npz"}
 QUICK_EPOCHS, QUICK_DIGITS = 1, 512
@@ -138,6 +153,8 @@ def _load_data(spec, batch_size, seed, quick, source="auto"):
                          f"use at most {size}.")
     if spec.data == "domains":
         return data.make_unpaired_dataset(train.a, train.b, batch_size, seed), test
+    if spec.data == "latent":
+        return ((x, y), size // batch_size), None
     per_step = N_CRITIC if spec.data == "critic" else None
     return data.make_dataset(x, y if spec.data in ("labelled", "pairs") else None, batch_size, seed, per_step), test
 
@@ -250,6 +267,8 @@ def train(args):
         print(f"Training {run['model']} for {run['epochs']} epochs (batch {run['batch_size']}, "
               f"seed {run['seed']}) into {out}.")
 
+    if spec.data == "latent":
+        dataset = _latents(out, run, *dataset)
     trainer, extra = spec.build(run["seed"], run["epochs"] * steps)
     nan_stop = callbacks.StopOnNaN()
     own = [callbacks.resume(out / "backup"), callbacks.HistoryFile(out / "history.json"), nan_stop,
@@ -269,12 +288,106 @@ def train(args):
     if spec.data == "domains":
         trainer.generator_ab.save(out / "generator_ab.keras")
         trainer.generator_ba.save(out / "generator_ba.keras")
+    elif spec.data == "latent":
+        return _finish_diffusion(trainer, out, run, start)
     else:
         getattr(trainer, "generator_average", trainer.generator).save(out / "generator.keras")
     plots.save_grid_png(_sample_grid(trainer, run, test), out / "samples.png", rows=10)
     run.update(status="finished", train_seconds_last_part=round(time.perf_counter() - start, 1))
     _write_run(out, run)
     print(f"Finished: wrote the generator, samples.png and history.json to {out}.")
+    return 0
+
+
+# ----------------------------------------------------------------------- diffusion
+
+
+def _latents(out, run, x, y):
+    """The diffusion run's first part: train the autoencoder (or load it when a resumed run has
+    it), write diffusion.json, and return the dataset of scaled latents and labels."""
+    paths = [out / "encoder.keras", out / "decoder.keras"]
+    if all(p.is_file() for p in paths):
+        encoder, decoder = (keras.saving.load_model(p, compile=False) for p in paths)
+    else:
+        epochs = QUICK_EPOCHS if run["quick"] else AUTOENCODER_EPOCHS
+        print(f"Part 1: the autoencoder (28x28x1 -> 7x7x4 -> 28x28x1), {epochs} epochs.")
+        encoder, decoder = diffusion.autoencoder(4)
+        diffusion.train_autoencoder(encoder, decoder, x, epochs=epochs, batch_size=64,
+                                    callbacks=[callbacks.Progress(keys=["loss"])])
+        for model, path in zip((encoder, decoder), paths):
+            model.save(path)
+    latents = diffusion.encode(encoder, x)
+    scale = float(1.0 / latents.std())  # latents of spread 1, as the noise they are mixed with
+    reconstruction = float(np.mean(np.abs(diffusion.decode(decoder, latents[:1000]) - x[:1000])))
+    config = {"schedule": "cosine", "T": 1000, "target": "v", "latent_scale": scale, "latent_shape": [7, 7, 4],
+              "steps": 2 if run["quick"] else SAMPLE_STEPS, "guidance": GUIDANCE,
+              "autoencoder_l1": round(reconstruction, 4)}
+    (out / "diffusion.json").write_text(json.dumps(config, indent=1))
+    print(f"Autoencoder: mean absolute reconstruction error {reconstruction:.3f} on training digits. "
+          "Part 2: the denoiser on its latents.")
+    dataset, _ = data.make_dataset((latents * scale).astype(np.float32), y, run["batch_size"], run["seed"])
+    return dataset
+
+
+def _draw(denoiser, decoder, config, n, steps, guidance, labels=None, seed=0):
+    """Digits from a diffusion run: DDIM in latent space, then the decoder. Returns (images, labels)."""
+    schedule = diffusion.Schedule.cosine(config["T"])
+    latents, labels = diffusion.ddim_sample(denoiser, schedule, n, labels, steps, config["target"], guidance, seed)
+    return diffusion.decode(decoder, latents / config["latent_scale"]), labels
+
+
+def _finish_diffusion(trainer, out, run, start):
+    trainer.denoiser_average.save(out / "denoiser.keras")
+    config = json.loads((out / "diffusion.json").read_text())
+    decoder = keras.saving.load_model(out / "decoder.keras", compile=False)
+    clock = time.perf_counter()
+    images, labels = _draw(trainer.denoiser_average, decoder, config, N_SAMPLES, config["steps"], config["guidance"],
+                           np.arange(N_SAMPLES) % 10, run["seed"])
+    np.savez_compressed(out / "samples.npz", images=images, labels=labels)
+    grid = np.concatenate([images[labels == c][:10] for c in range(10)])
+    plots.save_grid_png(grid, out / "samples.png", rows=10)
+    run.update(status="finished", train_seconds_last_part=round(clock - start, 1),
+               sample_seconds=round(time.perf_counter() - clock, 1))
+    _write_run(out, run)
+    print(f"Finished: wrote denoiser.keras, decoder.keras, samples.npz ({N_SAMPLES} digits, {config['steps']} DDIM "
+          f"steps, guidance {config['guidance']}, {run['sample_seconds']:.0f} s), samples.png and history.json "
+          f"to {out}.")
+    return 0
+
+
+def _finished_run(folder, what):
+    run = _read_run(folder) if folder.is_dir() else None
+    if run is None:
+        raise UsageError(f"DIR {folder} holds no gan_lessons run (no run.json); give a folder written by 'train'.")
+    if run["status"] != "finished":
+        raise UsageError(f"DIR {folder} holds a run that failed ({run.get('failure')}); train a new one in another "
+                         "folder." if run["status"] == "failed" else f"DIR {folder} holds an unfinished run; "
+                         f"finish it with the same 'train' command before you {what} it.")
+    return run
+
+
+def sample(args):
+    run = _finished_run(args.dir, "sample from")
+    if run["model"] != "diffusion":
+        raise UsageError(f"DIR {args.dir} holds a {run['model']} run; 'sample' draws from a diffusion run "
+                         "(its generator is used by 'evaluate').")
+    paths = [args.dir / name for name in ("denoiser.keras", "decoder.keras", "diffusion.json")]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise UsageError(f"DIR {args.dir} has no {' or '.join(missing)}; train a new diffusion run.")
+    config = json.loads(paths[2].read_text())
+    steps = args.steps or config["steps"]
+    if steps > config["T"]:
+        raise UsageError(f"--steps {steps} is more than the {config['T']} steps the model was trained with; "
+                         f"use 1 to {config['T']}.")
+    guidance = config["guidance"] if args.guidance is None else args.guidance
+    labels = np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % 10
+    denoiser, decoder = (_load(p) for p in paths[:2])
+    clock = time.perf_counter()
+    images, labels = _draw(denoiser, decoder, config, args.n, steps, guidance, labels, args.seed)
+    np.savez_compressed(args.out, images=images, labels=labels)
+    print(f"Drew {args.n} digits ({steps} DDIM steps, guidance {guidance}, seed {args.seed}) in "
+          f"{time.perf_counter() - clock:.1f} s into {args.out}.")
     return 0
 
 
@@ -290,13 +403,7 @@ def _load(path):
 
 
 def evaluate(args):
-    run = _read_run(args.dir) if args.dir.is_dir() else None
-    if run is None:
-        raise UsageError(f"DIR {args.dir} holds no gan_lessons run (no run.json); give a folder written by 'train'.")
-    if run["status"] != "finished":
-        raise UsageError(f"DIR {args.dir} holds a run that failed ({run.get('failure')}); train a new one in another "
-                         "folder." if run["status"] == "failed" else f"DIR {args.dir} holds an unfinished run; "
-                         "finish it with the same 'train' command first.")
+    run = _finished_run(args.dir, "evaluate")
     metrics.load_classifier(verbose=False, quick=run["quick"])  # stdout stays pure JSON
     spec = MODELS[run["model"]]
     if spec.data in TEST_FILES:
@@ -312,6 +419,14 @@ def evaluate(args):
     elif spec.data == "pairs":
         result = {"n": len(test), **pix2pix.translation_report(_load(args.dir / "generator.keras"), test.inputs,
                                                                test.targets, test.labels)}
+    elif spec.data == "latent":
+        path = args.dir / "samples.npz"
+        try:
+            with np.load(path) as saved:
+                images, labels = saved["images"][:args.n], saved["labels"][:args.n]
+        except (OSError, KeyError, ValueError) as exc:
+            raise UsageError(f"{path} could not be read ({exc}).") from None
+        result = metrics.evaluate_images(images, len(images), labels)
     else:
         result = metrics.evaluate_generator(_load(args.dir / "generator.keras"), n=args.n, seed=args.seed)
     print(json.dumps({"model": run["model"], **result}, indent=1))
@@ -334,7 +449,7 @@ def _count(option, minimum):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m gan_lessons",
-                                     description="Train and evaluate the course's GANs without a notebook.")
+                                     description="Train, evaluate and sample the course's models without a notebook.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train_parser = sub.add_parser(
         "train", help="train a model and save its generator", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -359,13 +474,43 @@ def build_parser():
         "evaluate", help="print a saved run's metrics as JSON",
         description="Measure the generator saved in DIR with the course's classifier and print JSON: FID, its "
                     "floor, KID, IS, precision, recall, density, coverage, copying ratio, classes covered "
-                    "(label accuracy for cgan; class kept through translation for cyclegan).")
+                    "(label accuracy for cgan and diffusion; class kept through translation for cyclegan). "
+                    "A diffusion run is measured on the digits it saved in samples.npz.")
     evaluate_parser.add_argument("dir", metavar="DIR", type=Path, help="a folder written by 'train'")
     evaluate_parser.add_argument("--n", type=_count("--n", 10), default=1000, metavar="N",
                                  help="samples to draw (default 1000)")
     evaluate_parser.add_argument("--seed", type=_count("--seed", 0), default=0, metavar="S",
-                                 help="seed of the samples (default 0)")
+                                 help="seed of the samples (default 0; diffusion: the first N of samples.npz)")
+    sample_parser = sub.add_parser(
+        "sample", help="draw digits from a diffusion run",
+        description="Draw N digits from the diffusion model saved in DIR (DDIM in its latent space, then the "
+                    "decoder) and save them as FILE.npz with arrays images (N, 28, 28, 1) in [-1, 1] and labels.")
+    sample_parser.add_argument("dir", metavar="DIR", type=Path, help="a folder written by 'train diffusion'")
+    sample_parser.add_argument("--n", type=_count("--n", 1), default=N_SAMPLES, metavar="N",
+                               help=f"digits to draw (default {N_SAMPLES}, the classes in turn)")
+    sample_parser.add_argument("--steps", type=_count("--steps", 1), metavar="S",
+                               help=f"DDIM steps, 1 to the trained T (default {SAMPLE_STEPS})")
+    sample_parser.add_argument("--guidance", type=_guidance, metavar="W",
+                               help=f"classifier-free guidance scale, 0 or more: 0 ignores the label, 1 is the "
+                                    f"plain conditional model (default {GUIDANCE})")
+    sample_parser.add_argument("--label", type=_label, metavar="L", help="draw only digit L, 0-9 (default: all)")
+    sample_parser.add_argument("--seed", type=_count("--seed", 0), default=0, metavar="S",
+                               help="seed of the starting noise (default 0)")
+    sample_parser.add_argument("--out", required=True, type=Path, metavar="FILE.npz", help="where to save the digits")
     return parser
+
+
+def _guidance(text):
+    try:
+        return diffusion.check_guidance(float(text))
+    except (ValueError, checks.BadArgument):
+        raise argparse.ArgumentTypeError(f"--guidance must be a number of 0 or more; got {text!r}.") from None
+
+
+def _label(text):
+    if text.strip().isdigit() and 0 <= int(text) <= 9:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"--label must be a digit class from 0 to 9; got {text!r}.")
 
 
 def main(argv=None):
@@ -373,7 +518,7 @@ def main(argv=None):
     if args.command == "train" and runtime.is_quick():
         args.quick = True  # the environment's quick switch, read once here
     try:
-        return train(args) if args.command == "train" else evaluate(args)
+        return {"train": train, "evaluate": evaluate, "sample": sample}[args.command](args)
     except (UsageError, checks.BadArgument, data.DatasetUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

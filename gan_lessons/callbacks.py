@@ -158,20 +158,23 @@ class GeneratorAverage(keras.callbacks.Callback):
     With momentum 0.999 it averages about the last 1,000 steps. Training never uses it;
     it smooths out the jitter of the last steps and usually draws cleaner digits. The
     copy is made when ``fit`` starts, as an attribute of the trainer, so a checkpoint
-    (``resume``) saves and restores it with the rest.
+    (``resume``) saves and restores it with the rest. ``network`` names the trainer's
+    attribute to average (a diffusion trainer's "denoiser": ``model.denoiser_average``).
     """
 
-    def __init__(self, momentum=0.999):
+    def __init__(self, momentum=0.999, network="generator"):
         super().__init__()
         self.momentum = checks.number("momentum", momentum, 0.0, 1.0, high_open=True)
+        self.network = network
 
     def set_model(self, model):
         super().set_model(model)
-        if getattr(model, "generator_average", None) is None:
-            model.generator_average = keras.models.clone_model(model.generator)
-            model.generator_average.set_weights(model.generator.get_weights())
-            model.generator_average.trainable = False
-        self._pairs = list(zip(model.generator_average.weights, model.generator.weights))
+        source, name = getattr(model, self.network), f"{self.network}_average"
+        if getattr(model, name, None) is None:
+            setattr(model, name, keras.models.clone_model(source))
+            getattr(model, name).set_weights(source.get_weights())
+            getattr(model, name).trainable = False
+        self._pairs = list(zip(getattr(model, name).weights, source.weights))
         self._update = tf.function(self._step)  # one compiled call for all the weights, made for this trainer
 
     def on_train_batch_end(self, batch, logs=None):

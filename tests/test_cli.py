@@ -149,7 +149,7 @@ def test_evaluate_refuses_an_unfinished_run(tmp_path, capsys):
                                                    "quick": True, "status": "running"}))
     assert main(["evaluate", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "holds an unfinished run; finish it with the same 'train' command first." in err
+    assert "holds an unfinished run; finish it with the same 'train' command before you evaluate it." in err
     assert err.count("\n") == 1
 
 
