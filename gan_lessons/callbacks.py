@@ -230,12 +230,16 @@ class Progress(keras.callbacks.Callback):
     Args:
         keys: which logs to show (default: every log whose name ends in "loss").
         width: characters of the bar.
+        seconds: a time budget: ``fit`` stops after the first step that ends this many
+            seconds after training began, and the bar measures time, not epochs (give
+            ``fit`` more epochs than the budget can hold).
     """
 
-    def __init__(self, keys=None, width=24):
+    def __init__(self, keys=None, width=24, seconds=None):
         super().__init__()
         self.keys = keys
         self.width = width
+        self.seconds = None if seconds is None else checks.number("seconds", seconds, 0.0, low_open=True)
         self._handle = None
 
     def _in_notebook(self):
@@ -275,19 +279,28 @@ class Progress(keras.callbacks.Callback):
         if self._first is None:
             self._first = epoch  # a resumed run starts after 0
 
+    def on_train_batch_end(self, batch, logs=None):
+        if self.seconds is not None and time.perf_counter() - self._start >= self.seconds:
+            self.model.stop_training = True
+
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1
         elapsed = time.perf_counter() - self._start
         ran = done - self._first
-        left = elapsed / max(ran, 1) * (self._epochs - done)
-        filled = int(self.width * done / max(self._epochs, 1))
+        if self.seconds is None:
+            left, share = elapsed / max(ran, 1) * (self._epochs - done), done / max(self._epochs, 1)
+        else:
+            left, share = max(self.seconds - elapsed, 0.0), min(elapsed / self.seconds, 1.0)
+        filled = int(self.width * share)
         bar = "#" * filled + "." * (self.width - filled)
         logs = logs or {}
         keys = self.keys or [k for k in logs if k.endswith("loss")]
         values = "  ".join(f"{k} {float(logs[k]):.3f}" for k in keys if k in logs)
         stopped = bool(getattr(self.model, "stop_training", False))  # a callback ended fit early
-        text = (f"epoch {done}/{self._epochs} [{bar}] {values}  {_clock(elapsed)} elapsed, "
-                + (f"stopped after epoch {done}" if stopped else f"~{_clock(left)} left"))
+        of = f"/{self._epochs}" if self.seconds is None else ""
+        text = (f"epoch {done}{of} [{bar}] {values}  {_clock(elapsed)} elapsed, "
+                + (("time budget spent" if self.seconds is not None and elapsed >= self.seconds
+                    else f"stopped after epoch {done}") if stopped else f"~{_clock(left)} left"))
         self._show(text, final=stopped or done == self._epochs)
 
 

@@ -259,3 +259,18 @@ def gaussian_grid(n, side=5, spacing=2.0, std=0.02, seed=0):
     which = rng.integers(0, len(centres), size=n)
     points = centres[which] + rng.normal(0.0, std, size=(n, 2))
     return points.astype(np.float32), centres.astype(np.float32)
+
+
+def s_curve(n, noise=0.05, seed=0):
+    """Points along an S-shaped curve in the plane, (sin u, sign(u) (cos u - 1)) for u uniform
+    in [-3 pi / 2, 3 pi / 2], plus Gaussian noise of standard deviation ``noise``: x1 in
+    [-1, 1], x2 in [-2, 2], one connected shape with two bends.
+
+    Returns points (n, 2) float32.
+    """
+    n = checks.count("n", n)
+    noise = checks.number("noise", noise, 0.0)
+    rng = np.random.default_rng(seed)
+    u = rng.uniform(-1.5 * np.pi, 1.5 * np.pi, size=n)
+    points = np.stack([np.sin(u), np.sign(u) * (np.cos(u) - 1)], axis=1)
+    return (points + rng.normal(0.0, noise, size=(n, 2))).astype(np.float32)

@@ -129,3 +129,12 @@ def test_toy_distributions():
     assert nearest.max() < 0.02 * 6
     _, grid_centres = data.gaussian_grid(100, side=5)
     assert grid_centres.shape == (25, 2)
+
+
+def test_the_s_curve_is_an_s_within_its_box():
+    from gan_lessons import data
+
+    points = data.s_curve(4000, noise=0.0, seed=0)
+    assert points.shape == (4000, 2) and points.dtype == np.float32
+    assert np.all(np.abs(points[:, 0]) <= 1 + 1e-6) and np.all(np.abs(points[:, 1]) <= 2 + 1e-6)
+    np.testing.assert_allclose(points[:, 0] ** 2 + (np.abs(points[:, 1]) - 1) ** 2, 1.0, atol=1e-5)  # two arcs

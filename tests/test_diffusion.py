@@ -130,7 +130,7 @@ def _echo():
 
 @pytest.mark.parametrize("guidance, expected", [(0.0, 10.0), (1.0, 3.0), (2.0, -4.0), (0.5, 6.5)])
 def test_guidance_moves_along_conditional_minus_unconditional(guidance, expected):
-    out = diffusion._predict(_echo(), np.zeros((4, 2), "float32"), 5, np.full(4, 3), guidance, 10)
+    out = diffusion.guided_prediction(_echo(), np.zeros((4, 2), "float32"), 5, np.full(4, 3), guidance, 10)
     np.testing.assert_allclose(out, expected)
 
 
@@ -243,3 +243,15 @@ def test_sample_refuses_a_folder_without_a_denoiser(diffusion_run, tmp_path, cap
                                                  "model": "gan"}))
     assert main(["sample", str(broken), "--out", str(tmp_path / "x.npz")]) == 2
     assert "'sample' draws from a diffusion run" in capsys.readouterr().err
+
+
+def test_a_time_budget_stops_fit_and_says_so(capsys):
+    from gan_lessons import callbacks
+
+    trainer = diffusion.Diffusion(diffusion.toy_denoiser((8,)), diffusion.Schedule.linear(10))
+    trainer.compile(keras.optimizers.Adam(1e-3))
+    dataset, _ = data.make_dataset(data.s_curve(64), batch_size=32)
+    history = trainer.fit(dataset, epochs=100_000, steps_per_epoch=1, verbose=0,
+                          callbacks=[callbacks.Progress(keys=["loss"], seconds=0.5)])
+    assert 1 <= len(history.history["loss"]) < 100_000
+    assert "time budget spent" in capsys.readouterr().out
