@@ -312,8 +312,11 @@ def _latents(out, run, x, y):
         epochs = QUICK_EPOCHS if run["quick"] else AUTOENCODER_EPOCHS
         print(f"Part 1: the autoencoder (28x28x1 -> 7x7x4 -> 28x28x1), {epochs} epochs.")
         encoder, decoder = diffusion.autoencoder(4)
+        start = time.perf_counter()
         diffusion.train_autoencoder(encoder, decoder, x, epochs=epochs, batch_size=64,
                                     callbacks=[callbacks.Progress(keys=["loss"])])
+        run["autoencoder_seconds"] = round(time.perf_counter() - start, 1)
+        _write_run(out, run)
         for model, path in zip((encoder, decoder), paths):
             model.save(path)
     latents = diffusion.encode(encoder, x)

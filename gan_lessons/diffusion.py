@@ -247,8 +247,10 @@ class Diffusion(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.built = True  # the denoiser is built; Keras's checkpoint callback needs this
 
-    def compile(self, optimizer):
-        super().compile(optimizer=optimizer)
+    def compile(self, optimizer, steps_per_execution=1):
+        """``steps_per_execution`` > 1 runs that many steps in one compiled call: faster for a
+        small network, but callbacks then see one batch per call."""
+        super().compile(optimizer=optimizer, steps_per_execution=steps_per_execution)
         optimizer.build(self.denoiser.trainable_variables)  # so that checkpoints hold its state
 
     @property

@@ -255,3 +255,22 @@ def test_a_time_budget_stops_fit_and_says_so(capsys):
                           callbacks=[callbacks.Progress(keys=["loss"], seconds=0.5)])
     assert 1 <= len(history.history["loss"]) < 100_000
     assert "time budget spent" in capsys.readouterr().out
+
+
+def test_a_finished_diffusion_run_is_refused_and_an_unfinished_one_keeps_its_autoencoder(diffusion_run, tmp_path,
+                                                                                       capsys):
+    import shutil
+
+    assert main(["train", "diffusion", "--out", str(diffusion_run), "--quick"]) == 2
+    assert "already holds a finished diffusion run" in capsys.readouterr().err
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    for name in ("encoder.keras", "decoder.keras"):
+        shutil.copy(diffusion_run / name, resumed / name)
+    run = json.loads((diffusion_run / "run.json").read_text())
+    run = {key: run[key] for key in ("model", "epochs", "batch_size", "seed", "quick", "source")}
+    (resumed / "run.json").write_text(json.dumps({**run, "status": "running"}))
+    assert main(["train", "diffusion", "--out", str(resumed), "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "Part 1" not in out and "Autoencoder: mean absolute reconstruction error" in out
+    assert (resumed / "samples.npz").is_file()

@@ -200,3 +200,53 @@ def test_lesson_08_networks_and_trainer_are_the_package_stylegan():
         return trainer
 
     same_step(make, lesson["StyleGAN"], stylegan.StyleGAN, digits((16,)))
+
+
+def test_lesson_09_networks_trainer_and_samplers_are_the_package_diffusion():
+    import math
+
+    from gan_lessons import checks, diffusion
+
+    lesson = notebook_definitions("09_diffusion.ipynb", {
+        "np": np, "keras": keras, "tf": tf, "layers": keras.layers, "math": math, "checks": checks,
+        "IMAGE_SHAPE": gan.IMAGE_SHAPE, **{name: getattr(diffusion, name) for name in (
+            "TARGETS", "check_target", "check_guidance", "check_labels", "check_steps", "num_classes_of")}})
+    package = vars(diffusion)
+    rng = np.random.default_rng(0)
+    for name in ("linear", "cosine"):
+        np.testing.assert_array_equal(getattr(lesson["Schedule"], name)(50).alpha_bars,
+                                      getattr(diffusion.Schedule, name)(50).alpha_bars)
+    x0, eps = rng.standard_normal((2, 3, 4))
+    for target in diffusion.TARGETS:
+        for module in (lesson, package):
+            np.testing.assert_allclose(module["split"](module["training_target"](x0, eps, 0.6, 0.8, target),
+                                                       0.6 * x0 + 0.8 * eps, 0.6, 0.8, target), (x0, eps), atol=1e-12)
+
+    outputs = []
+    for module in (lesson, package):
+        gan_lessons.set_seed(0)
+        toy = module["toy_denoiser"]((16, 16), 8)
+        pixel = module["unet"](gan.IMAGE_SHAPE, (8, 8, 8), num_classes=10, emb_dim=16)
+        latent = module["unet"]((7, 7, 4), (8, 16), num_classes=10, emb_dim=16)
+        encoder, decoder = module["autoencoder"](4, (8, 8))
+        for net in (pixel, latent):  # the zero-initialised last layer would hide everything else
+            last = net.get_layer("prediction")
+            last.kernel.assign(rng.standard_normal(last.kernel.shape).astype("float32") * 0.1)
+        schedule = module["Schedule"].cosine(100)
+        gan_lessons.set_seed(1)
+        trainer = module["Diffusion"](latent, schedule, target="v", label_dropout=0.5, seed=3)
+        trainer.compile(keras.optimizers.Adam(1e-3))
+        z = np.random.default_rng(2).standard_normal((16, 7, 7, 4)).astype("float32")
+        trainer.train_on_batch(z, np.arange(16) % 10)
+        images = np.random.default_rng(4).uniform(-1, 1, (3, 28, 28, 1)).astype("float32")
+        toy_schedule = module["Schedule"].linear(30)
+        outputs.append([
+            toy.predict_on_batch([rng.standard_normal((5, 2)).astype("float32") * 0 + 1, np.arange(5, dtype="float32")]),
+            module["ddim_sample"](pixel, schedule, 4, np.array([1, 2, 3, 4]), 3, "v", 2.0, seed=5, clip=1.0)[0],
+            module["ddim_sample"](latent, schedule, 4, None, 2, "v", 1.5, seed=6)[0],
+            module["ddpm_sample"](toy, toy_schedule, 6, target="epsilon", seed=7),
+            module["decode"](decoder, module["encode"](encoder, images)),
+            np.concatenate([w.ravel() for w in latent.get_weights()]),
+        ])
+    for got, expected in zip(*outputs):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
