@@ -307,7 +307,7 @@ def _latents(out, run, x, y):
     it), write diffusion.json, and return the dataset of scaled latents and labels."""
     paths = [out / "encoder.keras", out / "decoder.keras"]
     if all(p.is_file() for p in paths):
-        encoder, decoder = (keras.saving.load_model(p, compile=False) for p in paths)
+        encoder, decoder = (metrics.single_input(keras.saving.load_model(p, compile=False)) for p in paths)
     else:
         epochs = QUICK_EPOCHS if run["quick"] else AUTOENCODER_EPOCHS
         print(f"Part 1: the autoencoder (28x28x1 -> 7x7x4 -> 28x28x1), {epochs} epochs.")
@@ -342,7 +342,7 @@ def _draw(denoiser, decoder, config, n, steps, guidance, labels=None, seed=0):
 def _finish_diffusion(trainer, out, run, start):
     trainer.denoiser_average.save(out / "denoiser.keras")
     config = json.loads((out / "diffusion.json").read_text())
-    decoder = keras.saving.load_model(out / "decoder.keras", compile=False)
+    decoder = metrics.single_input(keras.saving.load_model(out / "decoder.keras", compile=False))
     clock = time.perf_counter()
     images, labels = _draw(trainer.denoiser_average, decoder, config, N_SAMPLES, config["steps"], config["guidance"],
                            np.arange(N_SAMPLES) % 10, run["seed"])
