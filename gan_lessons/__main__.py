@@ -17,8 +17,8 @@ import keras
 import numpy as np
 
 import gan_lessons
-from gan_lessons import (callbacks, cgan, checks, cyclegan, data, diffusion, gan, metrics, pix2pix, plots, runtime,
-                         stylegan, wgan)
+from gan_lessons import (callbacks, cgan, checks, cyclegan, data, diffusion, distribute, gan, metrics, pix2pix, plots,
+                         runtime, stylegan, wgan)
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 LATENT_DIM, N_CRITIC = 64, 5
@@ -252,6 +252,8 @@ def _sample_grid(trainer, run, test):
 def train(args):
     run, resuming = _plan(args)
     spec = MODELS[run["model"]]
+    strategy, where = distribute.make_strategy(args.strategy)
+    distribute.check_batch(run["batch_size"], strategy)
     gan_lessons.set_seed(run["seed"])
     (dataset, steps), test = _load_data(spec, run["batch_size"], run["seed"], run["quick"], run.get("source", "auto"))
     out = args.out
@@ -266,16 +268,21 @@ def train(args):
             test.save(out / TEST_FILES[spec.data])
         print(f"Training {run['model']} for {run['epochs']} epochs (batch {run['batch_size']}, "
               f"seed {run['seed']}) into {out}.")
+    print(f"Devices: {where}.")
 
-    if spec.data == "latent":
-        dataset = _latents(out, run, *dataset)
-    trainer, extra = spec.build(run["seed"], run["epochs"] * steps)
-    nan_stop = callbacks.StopOnNaN()
-    own = [callbacks.resume(out / "backup"), callbacks.HistoryFile(out / "history.json"), nan_stop,
-           callbacks.Progress(keys=list(spec.keys))]
-    start = time.perf_counter()
     try:
-        trainer.fit(dataset, epochs=run["epochs"], steps_per_epoch=steps, verbose=0, callbacks=extra + own)
+        # Networks, optimizers and training under the strategy: on several devices each step's
+        # batch is split over the replicas (a WGAN's stacked batches along their second axis).
+        with strategy.scope():
+            if spec.data == "latent":
+                dataset = _latents(out, run, *dataset)
+            trainer, extra = spec.build(run["seed"], run["epochs"] * steps)
+            dataset = distribute.split_dataset(dataset, strategy, batch_axis=1 if spec.data == "critic" else 0)
+            nan_stop = callbacks.StopOnNaN()
+            own = [callbacks.resume(out / "backup"), callbacks.HistoryFile(out / "history.json"), nan_stop,
+                   callbacks.Progress(keys=list(spec.keys))]
+            start = time.perf_counter()
+            trainer.fit(dataset, epochs=run["epochs"], steps_per_epoch=steps, verbose=0, callbacks=extra + own)
     except KeyboardInterrupt:
         print(f"\nInterrupted. Run the same command again to resume from the last finished epoch in {out}.")
         return EXIT_INTERRUPTED
@@ -471,6 +478,11 @@ def build_parser():
                                    "(default: the model's own)")
     train_parser.add_argument("--seed", type=_count("--seed", 0), metavar="S",
                               help="random seed; the same seed repeats a run on the CPU (default 0)")
+    train_parser.add_argument("--strategy", choices=distribute.STRATEGIES, default="auto",
+                              help="devices to train on: auto (all GPUs when there are two or more, else one "
+                                   "device), one, mirrored (several GPUs), tpu, multi-worker (machines in "
+                                   "TF_CONFIG); --batch-size is the global batch, split over the replicas "
+                                   "(default auto)")
     train_parser.add_argument("--quick", action="store_const", const=True,
                               help="a quick check: one epoch on little data (also set by GAN_LESSONS_QUICK=1)")
     evaluate_parser = sub.add_parser(

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from gan_lessons import checks, data, losses
+from gan_lessons import checks, data, distribute, losses
 from gan_lessons.gan import IMAGE_SHAPE
 
 PAPER, INK, SHADOW = 0.92, 0.08, 0.62
@@ -190,14 +190,19 @@ class ImagePool(layers.Layer):
         super().__init__(**kwargs)
         self.size = checks.count("size", size, minimum=0)
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # Replicas write the same values: the first replica's copy is the one kept.
         self.images = self.add_weight(shape=(max(self.size, 1),) + IMAGE_SHAPE, initializer="zeros",
-                                      trainable=False, name="images")
-        self.count = self.add_weight(shape=(), dtype="int32", initializer="zeros", trainable=False, name="count")
+                                      trainable=False, name="images", aggregation="only_first_replica")
+        self.count = self.add_weight(shape=(), dtype="int32", initializer="zeros", trainable=False, name="count",
+                                     aggregation="only_first_replica")
         self.built = True
 
     def call(self, images):
         if self.size == 0:
             return images
+        # Under several replicas the pool is one store: every replica runs it on the global
+        # batch (the same seed gives the same swaps) and keeps its own rows.
+        images = distribute.gather(images)
         n, count = tf.shape(images)[0], tf.convert_to_tensor(self.count)
         pos, free = tf.range(n), self.size - count
         fills = pos < free  # 1. while there is room, images fill the empty slots
@@ -216,7 +221,7 @@ class ImagePool(layers.Layer):
         self.images.assign(tf.tensor_scatter_nd_update(
             self.images, tf.boolean_mask(slots, write)[:, None], tf.boolean_mask(images, write)))
         self.count.assign(tf.minimum(count + n, self.size))
-        return out
+        return distribute.rows(out)
 
 
 @keras.saving.register_keras_serializable(package="gan_lessons")
@@ -296,7 +301,7 @@ class CycleGAN(keras.Model):
                             + losses.identity_loss(real_a, g_ba(real_a, training=True), self.identity_weight))
             g_loss = adversarial + cycle + identity
         g_vars = g_ab.trainable_variables + g_ba.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
+        self.g_optimizer.apply_gradients(zip(distribute.gradients(tape, g_loss, g_vars), g_vars))
 
         # 2. Discriminators: real -> 1, fakes (about half from the pool of older fakes) -> 0.
         pooled_a, pooled_b = self.pool_a(fake_a), self.pool_b(fake_b)
@@ -305,7 +310,7 @@ class CycleGAN(keras.Model):
             d_b_loss = losses.lsgan_discriminator_loss(d_b(real_b, training=True), d_b(pooled_b, training=True))
             d_loss = d_a_loss + d_b_loss
         d_vars = d_a.trainable_variables + d_b.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
+        self.d_optimizer.apply_gradients(zip(distribute.gradients(tape, d_loss, d_vars), d_vars))
 
         values = (g_loss, adversarial, cycle, identity, d_a_loss, d_b_loss)
         for tracker, value in zip(self.trackers.values(), values):

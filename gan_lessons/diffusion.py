@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from gan_lessons import checks
+from gan_lessons import checks, distribute
 from gan_lessons.gan import IMAGE_SHAPE
 
 TARGETS = ("epsilon", "v")
@@ -260,22 +260,24 @@ class Diffusion(keras.Model):
     def train_step(self, batch):
         x0, labels = batch if self.conditional else (batch, None)
         n = tf.shape(x0)[0]
-        # 1. A random step for every sample, fresh noise, and x_t in closed form.
-        t = keras.random.randint((n,), 0, self.schedule.T, seed=self.seed_generator)
+        # 1. A random step for every sample, fresh noise, and x_t in closed form. (Under several
+        #    replicas each draws for the global batch and keeps its own rows.)
+        g = distribute.global_size(n)
+        t = distribute.rows(keras.random.randint((g,), 0, self.schedule.T, seed=self.seed_generator))
         shape = tf.concat([[n], tf.ones(tf.rank(x0) - 1, "int32")], 0)
         a, s = tf.reshape(tf.gather(self.sqrt_ab, t), shape), tf.reshape(tf.gather(self.sqrt_1m_ab, t), shape)
-        noise = keras.random.normal(tf.shape(x0), seed=self.seed_generator)
+        noise = distribute.rows(keras.random.normal(tf.concat([[g], tf.shape(x0)[1:]], 0), seed=self.seed_generator))
         x_t = a * x0 + s * noise
         inputs = [x_t, tf.cast(t, "float32")]
         if self.conditional:
             # 2. Drop some labels: "no label" is the extra index num_classes.
-            drop = keras.random.uniform((n,), seed=self.seed_generator) < self.label_dropout
+            drop = distribute.rows(keras.random.uniform((g,), seed=self.seed_generator)) < self.label_dropout
             inputs.append(tf.where(drop, self.num_classes, tf.cast(tf.reshape(labels, (-1,)), "int32")))
         # 3. Regress the output on the target.
         with tf.GradientTape() as tape:
             prediction = self.denoiser(inputs, training=True)
             loss = tf.reduce_mean(tf.square(prediction - training_target(x0, noise, a, s, self.target)))
-        grads = tape.gradient(loss, self.denoiser.trainable_variables)
+        grads = distribute.gradients(tape, loss, self.denoiser.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.denoiser.trainable_variables))
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from gan_lessons import checks, losses
+from gan_lessons import checks, distribute, losses
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -109,6 +109,10 @@ class GAN(keras.Model):
     Each training step takes ``d_steps`` (k) discriminator steps on the batch of real
     images, each against fresh fakes, then one generator step on fresh noise.
     ``real_label`` below 1 (for example 0.9) is one-sided label smoothing.
+
+    The step is lesson 01's, plus what several devices need (``distribute``): noise
+    drawn for the global batch, and gradients divided by the number of replicas.
+    On one device both are no-ops.
     """
 
     def __init__(self, generator, discriminator, d_steps=1, real_label=1.0, seed=0):
@@ -139,7 +143,9 @@ class GAN(keras.Model):
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
 
     def noise(self, batch_size):
-        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        """Noise for ``batch_size`` samples (this replica's rows of the global batch's noise)."""
+        z = keras.random.normal((distribute.global_size(batch_size), self.latent_dim), seed=self.seed_generator)
+        return distribute.rows(z)
 
     def train_step(self, real):
         batch_size = tf.shape(real)[0]
@@ -151,7 +157,7 @@ class GAN(keras.Model):
                 real_logits = self.discriminator(real, training=True)
                 fake_logits = self.discriminator(fake, training=True)
                 d_loss = losses.discriminator_loss(real_logits, fake_logits, self.real_label)
-            grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
+            grads = distribute.gradients(tape, d_loss, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
         # 2. One generator step on fresh noise: make D call the fakes real, -log D(G(z)).
@@ -159,7 +165,7 @@ class GAN(keras.Model):
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(self.generator(self.noise(batch_size), training=True), training=True)
             g_loss = losses.generator_loss(fake_logits)
-        grads = tape.gradient(g_loss, self.generator.trainable_variables)
+        grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
         # 3. Running means of the epoch, for the progress line and the history.

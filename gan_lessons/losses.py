@@ -2,12 +2,19 @@
 
 Discriminators in this package output *logits* (no sigmoid): D(x) = sigmoid(logit).
 Working with logits lets TensorFlow compute log(sigmoid(.)) stably.
+
+Every loss here is a plain average over the batch it is given, on one device or on one
+replica alike; a trainer running under ``tf.distribute`` scales it itself
+(``distribute.scale``). (Keras's ``BinaryCrossentropy`` object would divide by the
+number of replicas on its own, which would also halve the logged values.)
 """
 
-import keras
 import tensorflow as tf
 
-_bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+def _bce(labels, logits):
+    """Mean binary cross-entropy of ``logits`` against ``labels``."""
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
 def discriminator_loss(real_logits, fake_logits, real_label=1.0):

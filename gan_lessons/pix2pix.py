@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from gan_lessons import checks, data, losses
+from gan_lessons import checks, data, distribute, losses
 
 IMAGE_SHAPE = (28, 28, 1)
 TASKS = ("sketch", "complete")
@@ -160,8 +160,12 @@ class Pix2Pix(keras.Model):
         self.built = True  # both networks are built; Keras's checkpoint callback needs this
 
     def compile(self, *, d_optimizer, g_optimizer):
-        super().compile()
+        super().compile(optimizer=None)
         self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+        # Built now, on their player's weights: checkpoints hold their state, and under a
+        # tf.distribute strategy their variables are made outside the replicas' step.
+        d_optimizer.build(self.discriminator.trainable_variables)
+        g_optimizer.build(self.generator.trainable_variables)
 
     @property
     def metrics(self):
@@ -178,7 +182,8 @@ class Pix2Pix(keras.Model):
             g_gan = losses.generator_loss(d([inputs, fake], training=True)) if self.gan_weight > 0 else 0.0
             l1 = tf.reduce_mean(tf.abs(targets - fake))
             g_loss = self.gan_weight * g_gan + self.l1_weight * l1
-        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g.trainable_variables), g.trainable_variables))
+        self.g_optimizer.apply_gradients(zip(distribute.gradients(tape, g_loss, g.trainable_variables),
+                                             g.trainable_variables))
 
         # 2. Discriminator: the real pair -> 1, the fake pair -> 0 (skipped for L1 alone).
         d_loss = tf.constant(0.0)
@@ -186,7 +191,7 @@ class Pix2Pix(keras.Model):
             with tf.GradientTape() as tape:
                 d_loss = 0.5 * losses.discriminator_loss(d([inputs, targets], training=True),
                                                          d([inputs, fake], training=True))
-            self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d.trainable_variables),
+            self.d_optimizer.apply_gradients(zip(distribute.gradients(tape, d_loss, d.trainable_variables),
                                                  d.trainable_variables))
 
         for tracker, value in zip(self.trackers.values(), (g_loss, l1, g_gan, d_loss)):

@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from gan_lessons import checks, losses, metrics
+from gan_lessons import checks, distribute, losses, metrics
 from gan_lessons.gan import IMAGE_SHAPE
 
 NUM_STYLES = 6
@@ -194,7 +194,7 @@ class Truncation(layers.Layer):
 
     def build(self, input_shape):
         self.w_avg = self.add_weight(name="w_avg", shape=(int(input_shape[-1]),), initializer="zeros",
-                                     trainable=False)
+                                     trainable=False, aggregation="only_first_replica")
         self.psi = self.add_weight(name="psi", shape=(), initializer=keras.initializers.Constant(self.initial_psi),
                                    trainable=False)
 
@@ -364,14 +364,16 @@ class StyleGAN(keras.Model):
         return list(self.trackers.values())
 
     def mixed_styles(self, batch_size):
-        """Styles (batch, NUM_STYLES, w_dim) for training, and the mean w of the batch."""
-        normal = lambda: keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)  # noqa: E731
+        """Styles (batch, NUM_STYLES, w_dim) for training, and the mean w of the global batch.
+        (Under several replicas each draws the global batch's randomness and keeps its rows.)"""
+        n = distribute.global_size(batch_size)
+        normal = lambda: distribute.rows(keras.random.normal((n, self.latent_dim), seed=self.seed_generator))  # noqa: E731
         w1, w2 = self.mapping(normal(), training=True), self.mapping(normal(), training=True)
-        crossover = keras.random.randint((batch_size, 1, 1), 1, NUM_STYLES, seed=self.seed_generator)
-        mixed = keras.random.uniform((batch_size, 1, 1), seed=self.seed_generator) < self.mixing
+        crossover = distribute.rows(keras.random.randint((n, 1, 1), 1, NUM_STYLES, seed=self.seed_generator))
+        mixed = distribute.rows(keras.random.uniform((n, 1, 1), seed=self.seed_generator)) < self.mixing
         crossover = tf.where(mixed, crossover, NUM_STYLES)  # NUM_STYLES: every layer takes w1
         take_first = tf.range(NUM_STYLES)[None, :, None] < crossover
-        return tf.where(take_first, w1[:, None, :], w2[:, None, :]), tf.reduce_mean(w1, axis=0)
+        return tf.where(take_first, w1[:, None, :], w2[:, None, :]), distribute.mean(tf.reduce_mean(w1, axis=0))
 
     def train_step(self, real):
         batch_size = tf.shape(real)[0]
@@ -388,7 +390,7 @@ class StyleGAN(keras.Model):
             fake_logits = self.discriminator(fake, training=True)
             d_loss = losses.discriminator_loss(real_logits, fake_logits)
             total = d_loss + 0.5 * self.r1_weight * r1
-        grads = tape.gradient(total, self.discriminator.trainable_variables)
+        grads = distribute.gradients(tape, total, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
         # 2. Generator (mapping and synthesis) on fresh styles.
@@ -397,11 +399,11 @@ class StyleGAN(keras.Model):
             g_logits = self.discriminator(self.synthesis(styles, training=True), training=True)
             g_loss = losses.generator_loss(g_logits)
         if self.mapping_optimizer is None:
-            grads = tape.gradient(g_loss, self.generator.trainable_variables)
+            grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables)
             self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         else:
             synthesis, mapping = self.synthesis.trainable_variables, self.mapping.trainable_variables
-            grads = tape.gradient(g_loss, synthesis + mapping)
+            grads = distribute.gradients(tape, g_loss, synthesis + mapping)
             self.g_optimizer.apply_gradients(zip(grads[:len(synthesis)], synthesis))
             self.mapping_optimizer.apply_gradients(zip(grads[len(synthesis):], mapping))
 

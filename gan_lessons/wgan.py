@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from gan_lessons import checks, losses
+from gan_lessons import checks, distribute, losses
 from gan_lessons.gan import IMAGE_SHAPE, conv_trunk
 
 
@@ -69,6 +69,10 @@ class WGAN(keras.Model):
 
     Logged: ``c_loss`` (with the penalty), ``g_loss``, ``wasserstein`` (the estimate
     E[f(x)] - E[f(G(z))] of the last critic step) and, for WGAN-GP, ``gp``.
+
+    Under ``tf.distribute`` (see ``distribute``) noise and epsilon are drawn for the global
+    batch, gradients are divided by the number of replicas, and the stacked batches are split along
+    their second axis (``distribute.split_dataset(..., batch_axis=1)``).
     """
 
     def __init__(self, generator, critic, n_critic=5, clip_value=None, gp_weight=None, seed=0):
@@ -99,7 +103,9 @@ class WGAN(keras.Model):
         return list(self.trackers.values())
 
     def noise(self, batch_size):
-        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        """Noise for ``batch_size`` samples (this replica's rows of the global batch's noise)."""
+        z = keras.random.normal((distribute.global_size(batch_size), self.latent_dim), seed=self.seed_generator)
+        return distribute.rows(z)
 
     def train_step(self, real_batches):
         if real_batches.shape[0] not in (None, self.n_critic):
@@ -118,10 +124,11 @@ class WGAN(keras.Model):
                 total = c_loss
                 if self.gp_weight:
                     # A gradient of a gradient: the penalty's own tape sits inside this one.
-                    epsilon = keras.random.uniform((batch_size,), seed=self.seed_generator)
+                    epsilon = distribute.rows(keras.random.uniform((distribute.global_size(batch_size),),
+                                                                   seed=self.seed_generator))
                     gp = losses.gradient_penalty(self.critic, real, fake, self.gp_weight, epsilon)
                     total = c_loss + gp
-            grads = tape.gradient(total, self.critic.trainable_variables)
+            grads = distribute.gradients(tape, total, self.critic.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
             if self.clip_value:
                 # 2. Weight clipping keeps f in a compact set of functions (K-Lipschitz for some K).
@@ -132,7 +139,7 @@ class WGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake_scores = self.critic(self.generator(self.noise(batch_size), training=True), training=True)
             g_loss = losses.wasserstein_generator_loss(fake_scores)
-        grads = tape.gradient(g_loss, self.generator.trainable_variables)
+        grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
         # 4. Running means; the Wasserstein estimate is minus the critic loss without the penalty.

@@ -24,7 +24,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import gan_lessons  # noqa: E402,F401  (quietens TensorFlow before anything imports it)
+import tensorflow as tf  # noqa: E402
 from gan_lessons import callbacks  # noqa: E402
+
+# The CPU as two logical devices, before TensorFlow starts: a MirroredStrategy over them
+# runs the trainers with 2 replicas, as on a machine with 2 GPUs (tests/test_distribute.py).
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
 def iterations(optimizer):
