@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 COLAB_VENV ?= .venv-colab
+# Two test processes (pytest-xdist), each test file or notebook whole in one of them:
+# about 1.5 times faster on 2 cores. PARALLEL= runs everything in one process.
+PARALLEL ?= -n 2 --dist loadfile
 COLAB_PINS := "tensorflow-cpu==2.19.*" "keras==3.10.0" "numpy==2.0.2"
 
 .PHONY: lab test test-colab install clean
@@ -22,7 +25,7 @@ lab: install
 	$(BIN)/jupyter lab notebooks/
 
 test: install
-	GAN_LESSONS_QUICK=1 $(BIN)/python -m pytest --nbval-lax -q
+	GAN_LESSONS_QUICK=1 $(BIN)/python -m pytest --nbval-lax -q $(PARALLEL)
 
 $(COLAB_VENV)/bin/.installed: pyproject.toml
 	$(PYTHON) -m venv $(COLAB_VENV)
@@ -31,7 +34,7 @@ $(COLAB_VENV)/bin/.installed: pyproject.toml
 	touch $@
 
 test-colab: $(COLAB_VENV)/bin/.installed
-	GAN_LESSONS_QUICK=1 $(COLAB_VENV)/bin/python -m pytest --nbval-lax -q
+	GAN_LESSONS_QUICK=1 $(COLAB_VENV)/bin/python -m pytest --nbval-lax -q $(PARALLEL)
 
 clean:
 	rm -rf $(VENV) $(COLAB_VENV) runs notebooks/runs

@@ -10,7 +10,9 @@ import tempfile
 _CACHE = tempfile.mkdtemp(prefix="gan-lessons-test-cache-")
 # Quick-mode training runs are throwaway: start every test session without them, so that a
 # run saved by another Keras version (make test, then make test-colab) is never loaded.
-shutil.rmtree(os.path.join(os.path.dirname(__file__), "..", "notebooks", "runs", "quick"), ignore_errors=True)
+# (Only in the main process: with pytest-xdist the workers start while others may already run.)
+if "PYTEST_XDIST_WORKER" not in os.environ:
+    shutil.rmtree(os.path.join(os.path.dirname(__file__), "..", "notebooks", "runs", "quick"), ignore_errors=True)
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 os.environ["GAN_LESSONS_QUICK"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
