@@ -249,8 +249,29 @@ def _sample_grid(trainer, run, test):
     return metrics.generate(generator, noise)
 
 
+def _save(model, path):
+    """Save ``model``; from a mixed-precision run, as a float32 copy (float32 images anywhere)."""
+    if keras.config.dtype_policy().name != "float32":
+        model = distribute.float32_copy(model)
+    model.save(path)
+
+
 def train(args):
     run, resuming = _plan(args)
+    recorded = run.get("precision", "float32")
+    previous = keras.config.dtype_policy()
+    try:
+        precision = distribute.set_precision(args.precision or (recorded if resuming else "float32"))
+        if resuming and precision != recorded:
+            raise UsageError(f"--precision {precision} differs from the unfinished run in {args.out} (precision "
+                             f"{recorded}); resume with the same precision or choose another folder.")
+        run["precision"] = precision
+        return _train(args, run, resuming)
+    finally:
+        keras.config.set_dtype_policy(previous)  # build later models as before
+
+
+def _train(args, run, resuming):
     spec = MODELS[run["model"]]
     strategy, where = distribute.make_strategy(args.strategy)
     distribute.check_batch(run["batch_size"], strategy)
@@ -268,7 +289,7 @@ def train(args):
             test.save(out / TEST_FILES[spec.data])
         print(f"Training {run['model']} for {run['epochs']} epochs (batch {run['batch_size']}, "
               f"seed {run['seed']}) into {out}.")
-    print(f"Devices: {where}.")
+    print(f"Devices: {where}; precision {run['precision']}.")
 
     try:
         # Networks, optimizers and training under the strategy: on several devices each step's
@@ -293,12 +314,12 @@ def train(args):
         return EXIT_FAILED
 
     if spec.data == "domains":
-        trainer.generator_ab.save(out / "generator_ab.keras")
-        trainer.generator_ba.save(out / "generator_ba.keras")
+        _save(trainer.generator_ab, out / "generator_ab.keras")
+        _save(trainer.generator_ba, out / "generator_ba.keras")
     elif spec.data == "latent":
         return _finish_diffusion(trainer, out, run, start)
     else:
-        getattr(trainer, "generator_average", trainer.generator).save(out / "generator.keras")
+        _save(getattr(trainer, "generator_average", trainer.generator), out / "generator.keras")
     plots.save_grid_png(_sample_grid(trainer, run, test), out / "samples.png", rows=10)
     run.update(status="finished", train_seconds_last_part=round(time.perf_counter() - start, 1))
     _write_run(out, run)
@@ -325,7 +346,7 @@ def _latents(out, run, x, y):
         run["autoencoder_seconds"] = round(time.perf_counter() - start, 1)
         _write_run(out, run)
         for model, path in zip((encoder, decoder), paths):
-            model.save(path)
+            _save(model, path)
     latents = diffusion.encode(encoder, x)
     scale = float(1.0 / latents.std())  # latents of spread 1, as the noise they are mixed with
     reconstruction = float(np.mean(np.abs(diffusion.decode(decoder, latents[:1000]) - x[:1000])))
@@ -347,7 +368,7 @@ def _draw(denoiser, decoder, config, n, steps, guidance, labels=None, seed=0):
 
 
 def _finish_diffusion(trainer, out, run, start):
-    trainer.denoiser_average.save(out / "denoiser.keras")
+    _save(trainer.denoiser_average, out / "denoiser.keras")
     config = json.loads((out / "diffusion.json").read_text())
     decoder = metrics.single_input(keras.saving.load_model(out / "decoder.keras", compile=False))
     clock = time.perf_counter()
@@ -483,6 +504,10 @@ def build_parser():
                                    "device), one, mirrored (several GPUs), tpu, multi-worker (machines in "
                                    "TF_CONFIG); --batch-size is the global batch, split over the replicas "
                                    "(default auto)")
+    train_parser.add_argument("--precision", choices=distribute.PRECISIONS, metavar="P",
+                              help="float32 (the default), mixed_float16 (GPUs with tensor cores: float16 "
+                                   "arithmetic, float32 weights and losses, loss scaling), mixed_bfloat16, or auto "
+                                   "(mixed_float16 on such GPUs, else float32); generators are saved in float32")
     train_parser.add_argument("--quick", action="store_const", const=True,
                               help="a quick check: one epoch on little data (also set by GAN_LESSONS_QUICK=1)")
     evaluate_parser = sub.add_parser(

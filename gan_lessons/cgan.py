@@ -142,7 +142,7 @@ class ConditionalGAN(GAN):
                     wrong_logits = self.discriminator([real, wrong], training=True)
                     # Fakes and mismatched real pairs share the "fake" half of the loss equally.
                     d_loss = 0.5 * (d_loss + losses.discriminator_loss(real_logits, wrong_logits, self.real_label))
-            grads = distribute.gradients(tape, d_loss, self.discriminator.trainable_variables)
+            grads = distribute.gradients(tape, d_loss, self.discriminator.trainable_variables, self.d_optimizer)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
         # 2. Generator: make D accept (G(z, y), y) for random labels y.
@@ -151,7 +151,7 @@ class ConditionalGAN(GAN):
             fake = self.generator([self.noise(batch_size), gen_labels], training=True)
             fake_logits = self.discriminator([fake, gen_labels], training=True)
             g_loss = losses.generator_loss(fake_logits)
-        grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables)
+        grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables, self.g_optimizer)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
         # 3. Running means of d_loss, g_loss, D(x) and D(G(z)), in the order of self.metrics.

@@ -202,7 +202,7 @@ class ImagePool(layers.Layer):
             return images
         # Under several replicas the pool is one store: every replica runs it on the global
         # batch (the same seed gives the same swaps) and keeps its own rows.
-        images = distribute.gather(images)
+        images = tf.cast(distribute.gather(images), self.images.dtype)
         n, count = tf.shape(images)[0], tf.convert_to_tensor(self.count)
         pos, free = tf.range(n), self.size - count
         fills = pos < free  # 1. while there is room, images fill the empty slots
@@ -274,6 +274,7 @@ class CycleGAN(keras.Model):
 
     def compile(self, *, d_optimizer, g_optimizer):
         super().compile(optimizer=None)
+        d_optimizer, g_optimizer = distribute.for_policy(d_optimizer), distribute.for_policy(g_optimizer)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         d_optimizer.build(self.discriminator_a.trainable_variables + self.discriminator_b.trainable_variables)
@@ -301,7 +302,7 @@ class CycleGAN(keras.Model):
                             + losses.identity_loss(real_a, g_ba(real_a, training=True), self.identity_weight))
             g_loss = adversarial + cycle + identity
         g_vars = g_ab.trainable_variables + g_ba.trainable_variables
-        self.g_optimizer.apply_gradients(zip(distribute.gradients(tape, g_loss, g_vars), g_vars))
+        self.g_optimizer.apply_gradients(zip(distribute.gradients(tape, g_loss, g_vars, self.g_optimizer), g_vars))
 
         # 2. Discriminators: real -> 1, fakes (about half from the pool of older fakes) -> 0.
         pooled_a, pooled_b = self.pool_a(fake_a), self.pool_b(fake_b)
@@ -310,7 +311,7 @@ class CycleGAN(keras.Model):
             d_b_loss = losses.lsgan_discriminator_loss(d_b(real_b, training=True), d_b(pooled_b, training=True))
             d_loss = d_a_loss + d_b_loss
         d_vars = d_a.trainable_variables + d_b.trainable_variables
-        self.d_optimizer.apply_gradients(zip(distribute.gradients(tape, d_loss, d_vars), d_vars))
+        self.d_optimizer.apply_gradients(zip(distribute.gradients(tape, d_loss, d_vars, self.d_optimizer), d_vars))
 
         values = (g_loss, adversarial, cycle, identity, d_a_loss, d_b_loss)
         for tracker, value in zip(self.trackers.values(), values):

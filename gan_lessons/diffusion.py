@@ -250,8 +250,9 @@ class Diffusion(keras.Model):
     def compile(self, optimizer, steps_per_execution=1):
         """``steps_per_execution`` > 1 runs that many steps in one compiled call: faster for a
         small network, but callbacks then see one batch per call."""
+        # (Under the mixed_float16 policy Keras wraps the optimizer in a LossScaleOptimizer.)
         super().compile(optimizer=optimizer, steps_per_execution=steps_per_execution)
-        optimizer.build(self.denoiser.trainable_variables)  # so that checkpoints hold its state
+        self.optimizer.build(self.denoiser.trainable_variables)  # so that checkpoints hold its state
 
     @property
     def metrics(self):
@@ -276,8 +277,9 @@ class Diffusion(keras.Model):
         # 3. Regress the output on the target.
         with tf.GradientTape() as tape:
             prediction = self.denoiser(inputs, training=True)
-            loss = tf.reduce_mean(tf.square(prediction - training_target(x0, noise, a, s, self.target)))
-        grads = distribute.gradients(tape, loss, self.denoiser.trainable_variables)
+            target = training_target(x0, noise, a, s, self.target)
+            loss = tf.reduce_mean(tf.square(tf.cast(prediction, "float32") - target))
+        grads = distribute.gradients(tape, loss, self.denoiser.trainable_variables, self.optimizer)
         self.optimizer.apply_gradients(zip(grads, self.denoiser.trainable_variables))
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}

@@ -1,4 +1,5 @@
-"""Training on several devices: the strategies, and the few lines a GAN step needs under them.
+"""Training on several devices and in mixed precision: the strategies, and the few lines a
+GAN step needs under them.
 
 Under ``tf.distribute`` (several GPUs with ``MirroredStrategy``, a TPU with ``TPUStrategy``,
 several machines with ``MultiWorkerMirroredStrategy``) ``fit`` splits each global batch
@@ -15,6 +16,10 @@ hand-written GAN step follow from that, and the course's trainers do all three:
    and the step equals one step on one device with the global batch.
 3. **Combine what is not a gradient** yourself: statistics such as a batch mean
    (``mean``), or a store of images shared by the replicas (``gather``).
+
+Mixed precision (``keras.config.set_dtype_policy("mixed_float16")``, for GPUs with tensor
+cores) adds one more: the trainers' ``compile`` wraps each optimizer with ``for_policy``, and
+``gradients`` applies its loss scale; the losses are computed in float32 (``losses``).
 
 BatchNorm layers compute their statistics on each replica's slice unless built with
 ``synchronized=True``; the course's networks keep Keras's default. Outside a strategy
@@ -60,14 +65,47 @@ def rows(values):
     return values[start:start + local]
 
 
-def gradients(tape, loss, variables):
-    """``tape.gradient(loss, variables)`` divided by the number of replicas: the share of the
-    global batch's gradient that this replica adds when the optimizer sums them."""
+def gradients(tape, loss, variables, optimizer=None):
+    """``tape.gradient(loss, variables)``, divided by the number of replicas (this replica's
+    share of the global batch's gradient, which the optimizer sums over the replicas) and
+    multiplied by ``optimizer``'s loss scale, if it has one (see ``for_policy``)."""
     import tensorflow as tf
 
-    grads = tape.gradient(loss, variables)
-    n = replicas()
-    return grads if n == 1 else [None if g is None else tf.math.scalar_mul(1.0 / n, g) for g in grads]
+    seed = 1.0 / replicas()
+    if optimizer is not None:
+        seed = optimizer.scale_loss(seed)
+    if isinstance(seed, float) and seed == 1.0:
+        return tape.gradient(loss, variables)
+    # The gradient of seed * loss, without recording the product on the tape.
+    return tape.gradient(loss, variables, output_gradients=tf.cast(seed, loss.dtype) * tf.ones_like(loss))
+
+
+def rescale(grads, from_optimizer, to_optimizer):
+    """Gradients taken with ``from_optimizer``'s loss scale, rescaled to ``to_optimizer``'s
+    (one backward pass feeding two optimizers, as StyleGAN's mapping and synthesis)."""
+    import tensorflow as tf
+
+    ratio = to_optimizer.scale_loss(1.0) / from_optimizer.scale_loss(1.0)
+    if isinstance(ratio, float) and ratio == 1.0:
+        return grads
+    return [None if g is None else tf.math.scalar_mul(tf.cast(ratio, g.dtype), g) for g in grads]
+
+
+def for_policy(optimizer):
+    """``optimizer`` wrapped in a ``LossScaleOptimizer`` when Keras's global dtype policy is
+    ``mixed_float16``, as ``Model.compile`` does for built-in training.
+
+    In float16 a gradient below about 6e-8 becomes 0. The wrapper multiplies the loss by a
+    large factor before the gradients are taken (``gradients`` asks it for that factor),
+    divides them by it before the update, skips a step whose gradients overflowed, and
+    adapts the factor as training goes.
+    """
+    import keras
+
+    if keras.config.dtype_policy().name == "mixed_float16" and not isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer):
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def mean(value):
@@ -178,3 +216,60 @@ def split_dataset(dataset, strategy, batch_axis=0):
 
     per_replica = dataset.flat_map(slices)  # replica 0's part, replica 1's part, ..., next step
     return strategy.distribute_datasets_from_function(lambda context: per_replica)
+
+
+# ------------------------------------------------------------------ precision
+
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+"""Names accepted by ``set_precision`` and the command line's ``--precision``."""
+
+
+def _tensor_core_gpus():
+    """True when there are GPUs and all have compute capability 7.0 or more (tensor cores)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    capabilities = [tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)) for gpu in gpus]
+    return bool(gpus) and all(tuple(c) >= (7, 0) for c in capabilities)
+
+
+def set_precision(name="auto"):
+    """Set Keras's global dtype policy by name; returns the policy's name.
+
+    ``auto``: ``mixed_float16`` on GPUs with tensor cores (compute capability 7.0 or more:
+    a T4, V100, A100, L4, H100), where float16 matrix products run several times faster,
+    and ``float32`` everywhere else. Build networks after this call: a layer keeps the
+    policy it was made under. The variables stay float32 in every policy.
+    """
+    import keras
+
+    if name not in PRECISIONS:
+        raise checks.BadArgument(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}.")
+    if name == "auto":
+        name = "mixed_float16" if _tensor_core_gpus() else "float32"
+    keras.config.set_dtype_policy(name)
+    return name
+
+
+def float32_copy(model):
+    """``model`` rebuilt with every layer in float32 and the same weights: what to save from a
+    mixed-precision run, so that whoever loads it gets float32 images on any device."""
+    import keras
+
+    def to_float32(config):
+        if isinstance(config, dict):
+            if "DTypePolicy" in str(config.get("class_name", "")):
+                return "float32"
+            return {key: to_float32(value) for key, value in config.items()}
+        if isinstance(config, list):
+            return [to_float32(value) for value in config]
+        return config
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")  # for the layers whose config names no policy
+    try:
+        copy = model.__class__.from_config(to_float32(model.get_config()))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    copy.set_weights(model.get_weights())
+    return copy

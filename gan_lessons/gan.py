@@ -131,6 +131,7 @@ class GAN(keras.Model):
 
     def compile(self, *, d_optimizer, g_optimizer):
         super().compile(optimizer=None)  # each player has its own optimizer
+        d_optimizer, g_optimizer = distribute.for_policy(d_optimizer), distribute.for_policy(g_optimizer)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         # Build each optimizer on its player's weights now, so that checkpoints hold its state.
@@ -157,7 +158,7 @@ class GAN(keras.Model):
                 real_logits = self.discriminator(real, training=True)
                 fake_logits = self.discriminator(fake, training=True)
                 d_loss = losses.discriminator_loss(real_logits, fake_logits, self.real_label)
-            grads = distribute.gradients(tape, d_loss, self.discriminator.trainable_variables)
+            grads = distribute.gradients(tape, d_loss, self.discriminator.trainable_variables, self.d_optimizer)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
         # 2. One generator step on fresh noise: make D call the fakes real, -log D(G(z)).
@@ -165,7 +166,7 @@ class GAN(keras.Model):
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(self.generator(self.noise(batch_size), training=True), training=True)
             g_loss = losses.generator_loss(fake_logits)
-        grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables)
+        grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables, self.g_optimizer)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
         # 3. Running means of the epoch, for the progress line and the history.

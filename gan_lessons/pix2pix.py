@@ -161,6 +161,7 @@ class Pix2Pix(keras.Model):
 
     def compile(self, *, d_optimizer, g_optimizer):
         super().compile(optimizer=None)
+        d_optimizer, g_optimizer = distribute.for_policy(d_optimizer), distribute.for_policy(g_optimizer)
         self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
         # Built now, on their player's weights: checkpoints hold their state, and under a
         # tf.distribute strategy their variables are made outside the replicas' step.
@@ -180,9 +181,9 @@ class Pix2Pix(keras.Model):
         with tf.GradientTape() as tape:
             fake = g(inputs, training=True)
             g_gan = losses.generator_loss(d([inputs, fake], training=True)) if self.gan_weight > 0 else 0.0
-            l1 = tf.reduce_mean(tf.abs(targets - fake))
+            l1 = tf.reduce_mean(tf.abs(targets - tf.cast(fake, targets.dtype)))
             g_loss = self.gan_weight * g_gan + self.l1_weight * l1
-        self.g_optimizer.apply_gradients(zip(distribute.gradients(tape, g_loss, g.trainable_variables),
+        self.g_optimizer.apply_gradients(zip(distribute.gradients(tape, g_loss, g.trainable_variables, self.g_optimizer),
                                              g.trainable_variables))
 
         # 2. Discriminator: the real pair -> 1, the fake pair -> 0 (skipped for L1 alone).
@@ -191,7 +192,7 @@ class Pix2Pix(keras.Model):
             with tf.GradientTape() as tape:
                 d_loss = 0.5 * losses.discriminator_loss(d([inputs, targets], training=True),
                                                          d([inputs, fake], training=True))
-            self.d_optimizer.apply_gradients(zip(distribute.gradients(tape, d_loss, d.trainable_variables),
+            self.d_optimizer.apply_gradients(zip(distribute.gradients(tape, d_loss, d.trainable_variables, self.d_optimizer),
                                                  d.trainable_variables))
 
         for tracker, value in zip(self.trackers.values(), (g_loss, l1, g_gan, d_loss)):

@@ -50,7 +50,8 @@ class PixelNorm(layers.Layer):
     """x / sqrt(mean(x^2) + 1e-8) over the last axis: z is put on a sphere of radius sqrt(d)."""
 
     def call(self, x):
-        return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + 1e-8)
+        x32 = tf.cast(x, "float32")  # float32 even under mixed precision: 1e-8 is 0 in float16
+        return tf.cast(x32 * tf.math.rsqrt(tf.reduce_mean(tf.square(x32), axis=-1, keepdims=True) + 1e-8), x.dtype)
 
 
 def mapping_network(latent_dim=64, w_dim=64, depth=4, name="mapping"):
@@ -77,15 +78,17 @@ class AdaIN(layers.Layer):
 
     def build(self, input_shape):
         channels = int(input_shape[0][-1])
-        self.scale = layers.Dense(channels, kernel_initializer=STYLE_INIT, bias_initializer="ones", name="scale")
-        self.shift = layers.Dense(channels, kernel_initializer=STYLE_INIT, name="shift")
+        self.scale = layers.Dense(channels, kernel_initializer=STYLE_INIT, bias_initializer="ones", name="scale",
+                                  dtype=self.dtype_policy)
+        self.shift = layers.Dense(channels, kernel_initializer=STYLE_INIT, name="shift", dtype=self.dtype_policy)
         self.scale.build(input_shape[1])
         self.shift.build(input_shape[1])
 
     def call(self, inputs):
         x, w = inputs
-        mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
-        normalised = (x - mean) * tf.math.rsqrt(variance + 1e-8)
+        x32 = tf.cast(x, "float32")  # statistics in float32 even under mixed precision
+        mean, variance = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
+        normalised = tf.cast((x32 - mean) * tf.math.rsqrt(variance + 1e-8), x.dtype)
         return self.scale(w)[:, None, None, :] * normalised + self.shift(w)[:, None, None, :]
 
 
@@ -116,7 +119,8 @@ class ModulatedConv2D(layers.Layer):
         self.kernel = self.add_weight(name="kernel", shape=(self.kernel_size, self.kernel_size, channels, self.filters),
                                       initializer=keras.initializers.HeNormal())
         self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
-        self.style = layers.Dense(channels, kernel_initializer=STYLE_INIT, bias_initializer="ones", name="style")
+        self.style = layers.Dense(channels, kernel_initializer=STYLE_INIT, bias_initializer="ones", name="style",
+                                  dtype=self.dtype_policy)
         self.style.build(input_shape[1])
 
     def call(self, inputs):
@@ -124,11 +128,13 @@ class ModulatedConv2D(layers.Layer):
         s = self.style(w)  # (b, c_in)
         x = x * s[:, None, None, :]
         if self.upsample:
-            x = tf.image.resize(x, [2 * tf.shape(x)[1], 2 * tf.shape(x)[2]], method="bilinear")
+            x = tf.cast(tf.image.resize(x, [2 * tf.shape(x)[1], 2 * tf.shape(x)[2]], method="bilinear"), x.dtype)
         y = tf.nn.conv2d(x, self.kernel, strides=1, padding="SAME")
         if self.demodulate:
-            energy = tf.reduce_sum(tf.square(self.kernel), axis=[0, 1])  # (c_in, c_out): sum_k w_kio^2
-            y = y * tf.math.rsqrt(tf.matmul(tf.square(s), energy) + 1e-8)[:, None, None, :]
+            # (c_in, c_out): sum_k w_kio^2; the factors in float32 even under mixed precision.
+            energy = tf.reduce_sum(tf.square(tf.cast(self.kernel, "float32")), axis=[0, 1])
+            demodulation = tf.math.rsqrt(tf.matmul(tf.square(tf.cast(s, "float32")), energy) + 1e-8)
+            y = y * tf.cast(demodulation, y.dtype)[:, None, None, :]
         return y + self.bias
 
     def get_config(self):
@@ -156,7 +162,7 @@ class NoiseInjection(layers.Layer):
 
     def call(self, x):
         shape = tf.shape(x)
-        noise = keras.random.normal((shape[0], shape[1], shape[2], 1), seed=self.seed_generator)
+        noise = keras.random.normal((shape[0], shape[1], shape[2], 1), seed=self.seed_generator, dtype=x.dtype)
         return x + self.gain * self.strength * noise
 
     def get_config(self):
@@ -252,8 +258,9 @@ class MinibatchStd(layers.Layer):
     that no single image reveals."""
 
     def call(self, x):
-        spread = tf.reduce_mean(tf.sqrt(tf.math.reduce_variance(x, axis=0) + 1e-8))
-        return tf.concat([x, tf.fill(tf.concat([tf.shape(x)[:-1], [1]], 0), spread)], axis=-1)
+        # In float32 even under mixed precision (1e-8 is 0 in float16, and sqrt'(0) is infinite).
+        spread = tf.reduce_mean(tf.sqrt(tf.math.reduce_variance(tf.cast(x, "float32"), axis=0) + 1e-8))
+        return tf.concat([x, tf.fill(tf.concat([tf.shape(x)[:-1], [1]], 0), tf.cast(spread, x.dtype))], axis=-1)
 
 
 def discriminator(filters=64, name="discriminator"):
@@ -350,8 +357,10 @@ class StyleGAN(keras.Model):
         """``mapping_optimizer`` updates the mapping network (StyleGAN gives it a learning rate
         100 times smaller than the rest); None: ``g_optimizer`` updates it with the synthesis."""
         super().compile(optimizer=None)
+        d_optimizer, g_optimizer = distribute.for_policy(d_optimizer), distribute.for_policy(g_optimizer)
         self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
-        self.mapping_optimizer = mapping_optimizer
+        self.mapping_optimizer = mapping_optimizer = (None if mapping_optimizer is None
+                                                      else distribute.for_policy(mapping_optimizer))
         d_optimizer.build(self.discriminator.trainable_variables)
         if mapping_optimizer is None:
             g_optimizer.build(self.generator.trainable_variables)
@@ -390,7 +399,7 @@ class StyleGAN(keras.Model):
             fake_logits = self.discriminator(fake, training=True)
             d_loss = losses.discriminator_loss(real_logits, fake_logits)
             total = d_loss + 0.5 * self.r1_weight * r1
-        grads = distribute.gradients(tape, total, self.discriminator.trainable_variables)
+        grads = distribute.gradients(tape, total, self.discriminator.trainable_variables, self.d_optimizer)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
         # 2. Generator (mapping and synthesis) on fresh styles.
@@ -399,17 +408,18 @@ class StyleGAN(keras.Model):
             g_logits = self.discriminator(self.synthesis(styles, training=True), training=True)
             g_loss = losses.generator_loss(g_logits)
         if self.mapping_optimizer is None:
-            grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables)
+            grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables, self.g_optimizer)
             self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         else:
             synthesis, mapping = self.synthesis.trainable_variables, self.mapping.trainable_variables
-            grads = distribute.gradients(tape, g_loss, synthesis + mapping)
+            grads = distribute.gradients(tape, g_loss, synthesis + mapping, self.g_optimizer)
             self.g_optimizer.apply_gradients(zip(grads[:len(synthesis)], synthesis))
-            self.mapping_optimizer.apply_gradients(zip(grads[len(synthesis):], mapping))
+            mapping_grads = distribute.rescale(grads[len(synthesis):], self.g_optimizer, self.mapping_optimizer)
+            self.mapping_optimizer.apply_gradients(zip(mapping_grads, mapping))
 
         # 3. The truncation centre follows the mean w.
         m = self.w_avg_momentum
-        self.truncation.w_avg.assign(m * self.truncation.w_avg + (1.0 - m) * w_mean)
+        self.truncation.w_avg.assign(m * self.truncation.w_avg + (1.0 - m) * tf.cast(w_mean, "float32"))
 
         for name, value in (("d_loss", d_loss), ("g_loss", g_loss), ("r1", r1),
                             ("D(x)", tf.reduce_mean(tf.sigmoid(real_logits))),

@@ -94,6 +94,7 @@ class WGAN(keras.Model):
     def compile(self, *, d_optimizer, g_optimizer):
         """``d_optimizer`` trains the critic (RMSprop for clipping, Adam for the penalty)."""
         super().compile(optimizer=None)
+        d_optimizer, g_optimizer = distribute.for_policy(d_optimizer), distribute.for_policy(g_optimizer)
         self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
         d_optimizer.build(self.critic.trainable_variables)
         g_optimizer.build(self.generator.trainable_variables)
@@ -128,7 +129,7 @@ class WGAN(keras.Model):
                                                                    seed=self.seed_generator))
                     gp = losses.gradient_penalty(self.critic, real, fake, self.gp_weight, epsilon)
                     total = c_loss + gp
-            grads = distribute.gradients(tape, total, self.critic.trainable_variables)
+            grads = distribute.gradients(tape, total, self.critic.trainable_variables, self.d_optimizer)
             self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
             if self.clip_value:
                 # 2. Weight clipping keeps f in a compact set of functions (K-Lipschitz for some K).
@@ -139,7 +140,7 @@ class WGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake_scores = self.critic(self.generator(self.noise(batch_size), training=True), training=True)
             g_loss = losses.wasserstein_generator_loss(fake_scores)
-        grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables)
+        grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables, self.g_optimizer)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
         # 4. Running means; the Wasserstein estimate is minus the critic loss without the penalty.

@@ -6,13 +6,15 @@ The equality tests use networks without BatchNorm, whose statistics are per repl
 design (and whose per-replica batch is smaller than the global one).
 """
 
+import json
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import gan_lessons
-from gan_lessons import checks, cgan, cyclegan, data, diffusion, distribute, gan, pix2pix, stylegan, wgan
+from gan_lessons import checks, cgan, cyclegan, data, diffusion, distribute, gan, losses, pix2pix, stylegan, wgan
 from gan_lessons.__main__ import main
 
 POINTS = np.random.default_rng(0).normal(size=(96, 2)).astype("float32")
@@ -205,7 +207,7 @@ def test_cli_trains_on_two_replicas_and_refuses_an_uneven_batch(tmp_path, capsys
     out = tmp_path / "wgan-gp"
     assert main(["train", "wgan-gp", "--out", str(out), "--quick", "--strategy", "mirrored", "--batch-size",
                  "16"]) == 0
-    assert "Devices: MirroredStrategy over 2 devices." in capsys.readouterr().out
+    assert "Devices: MirroredStrategy over 2 devices; precision float32." in capsys.readouterr().out
     assert (out / "generator.keras").is_file()
     assert keras.saving.load_model(out / "generator.keras", compile=False).predict(
         np.zeros((2, 64), "float32"), verbose=0).shape == (2, 28, 28, 1)
@@ -214,3 +216,94 @@ def test_cli_trains_on_two_replicas_and_refuses_an_uneven_batch(tmp_path, capsys
     assert capsys.readouterr().err.strip() == ("error: a batch of 33 does not split evenly over 2 replicas; use "
                                                "a multiple of 2, for example 32 or 34.")
     assert not (tmp_path / "odd").exists()
+
+
+# ------------------------------------------------------------------ mixed precision
+
+
+@pytest.fixture
+def mixed_float16():
+    keras.config.set_dtype_policy("mixed_float16")
+    yield
+    keras.config.set_dtype_policy("float32")
+
+
+def mixed_trainer(model):
+    """A small trainer of each family and a batch for it, built under the current policy."""
+    x, y = digits(16)
+    if model == "dcgan":
+        trainer = gan.GAN(gan.dcgan_generator(8, 4), gan.dcgan_discriminator(4))
+        data_ = tf.data.Dataset.from_tensor_slices(x).batch(8)
+    elif model == "wgan-gp":
+        trainer = wgan.WGAN(gan.dcgan_generator(8, 4), wgan.critic(4), n_critic=2, gp_weight=10.0)
+        data_ = tf.data.Dataset.from_tensor_slices(x).batch(4).batch(2)
+    elif model == "cyclegan":
+        trainer = cyclegan.CycleGAN(cyclegan.resnet_generator(4, 1), cyclegan.resnet_generator(4, 1),
+                                    cyclegan.patchgan_discriminator(4), cyclegan.patchgan_discriminator(4), pool_size=4)
+        data_ = tf.data.Dataset.from_tensor_slices((x, -x)).batch(4)
+    elif model == "pix2pix":
+        trainer = pix2pix.Pix2Pix(pix2pix.unet_generator(4), pix2pix.conditional_patchgan(4))
+        data_ = tf.data.Dataset.from_tensor_slices((-x, x)).batch(8)
+    elif model == "stylegan":
+        trainer = stylegan.StyleGAN(stylegan.style_generator(stylegan.mapping_network(16, 8, 2),
+                                                             stylegan.synthesis_network(8, (8, 8, 4))),
+                                    stylegan.discriminator(4))
+        trainer.compile(d_optimizer=adam(), g_optimizer=adam(), mapping_optimizer=adam(1e-5))
+        return trainer, tf.data.Dataset.from_tensor_slices(x).batch(8)
+    else:
+        trainer = diffusion.Diffusion(diffusion.unet((28, 28, 1), (8, 16), num_classes=10, emb_dim=16),
+                                      diffusion.Schedule.cosine(50))
+        trainer.compile(adam())
+        return trainer, tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    trainer.compile(d_optimizer=adam(), g_optimizer=adam())
+    return trainer, data_
+
+
+@pytest.mark.parametrize("model", ["dcgan", "wgan-gp", "cyclegan", "pix2pix", "stylegan", "diffusion"])
+def test_every_trainer_trains_in_mixed_float16_with_loss_scaling(mixed_float16, model):
+    trainer, dataset = mixed_trainer(model)
+    optimizers = [getattr(trainer, name) for name in ("d_optimizer", "g_optimizer", "mapping_optimizer", "optimizer")
+                  if getattr(trainer, name, None) is not None]
+    assert optimizers and all(isinstance(o, keras.optimizers.LossScaleOptimizer) for o in optimizers)
+    networks = [layer for layer in trainer.layers if isinstance(layer, keras.Model)]
+    assert networks and all(n.compute_dtype == "float16" and n.variable_dtype == "float32" for n in networks)
+    history = trainer.fit(dataset.repeat(), epochs=1, steps_per_epoch=8, verbose=0).history
+    assert all(np.isfinite(values[-1]) for values in history.values()), history
+    # A step whose float16 gradients overflow is skipped and the scale halved (CycleGAN's and
+    # Pix2Pix's large cycle and L1 weights, for up to 6 steps); then the updates go through.
+    for optimizer in optimizers:
+        assert int(optimizer.iterations) >= 1
+        assert float(optimizer.dynamic_scale) <= 2.0 ** 15
+
+
+def test_losses_are_float32_for_float16_logits():
+    logits = tf.constant([[3.0], [-2.0]], tf.float16)
+    for loss in (losses.discriminator_loss(logits, logits), losses.generator_loss(logits),
+                 losses.critic_loss(logits, logits), losses.lsgan_generator_loss(logits)):
+        assert loss.dtype == tf.float32
+    np.testing.assert_allclose(float(losses.generator_loss(logits)),
+                               float(losses.generator_loss(tf.cast(logits, tf.float32))), rtol=1e-6)
+
+
+def test_float32_training_gives_plain_optimizers():
+    trainer, _ = mixed_trainer("dcgan")
+    assert not isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def test_cli_mixed_precision_run_saves_a_float32_generator_and_resumes_only_as_started(tmp_path, capsys):
+    out = tmp_path / "dcgan"
+    assert main(["train", "dcgan", "--out", str(out), "--quick", "--precision", "mixed_float16"]) == 0
+    assert "precision mixed_float16." in capsys.readouterr().out
+    assert keras.config.dtype_policy().name == "float32"  # the policy is put back after the run
+    assert json.loads((out / "run.json").read_text())["precision"] == "mixed_float16"
+    generator = keras.saving.load_model(out / "generator.keras", compile=False)
+    assert {layer.compute_dtype for layer in generator.layers} == {"float32"}
+    images = generator.predict(np.zeros((2, 64), "float32"), verbose=0)
+    assert images.dtype == np.float32 and np.all(np.abs(images) <= 1)
+
+    run = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**run, "status": "running"}))  # as if stopped
+    assert main(["train", "dcgan", "--out", str(out), "--quick", "--precision", "float32"]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: --precision float32 differs from the unfinished run in {out} "
+                                               "(precision mixed_float16); resume with the same precision or "
+                                               "choose another folder.")
