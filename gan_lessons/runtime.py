@@ -71,13 +71,39 @@ def is_quick():
     return os.environ.get(QUICK_ENV, "").strip().lower() in _TRUE
 
 
-def pick(full, quick):
-    """Return ``quick`` in quick mode and ``full`` otherwise.
+CPU_SETTINGS_ENV = "GAN_LESSONS_CPU_SETTINGS"
+"""Environment variable that keeps a lesson's CPU settings on a GPU (the values its text describes)."""
 
-    Lessons write ``EPOCHS = pick(full=40, quick=1)`` so the real value is the one
-    a reader sees first, and the test suite runs the same cells with less work.
+_NOT_GIVEN = object()
+
+
+def has_gpu():
+    """True when TensorFlow sees a GPU."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def gpu_settings():
+    """True when lessons use their GPU settings: a GPU is present and ``GAN_LESSONS_CPU_SETTINGS``
+    is not set to 1/true/yes/on."""
+    return has_gpu() and os.environ.get(CPU_SETTINGS_ENV, "").strip().lower() not in _TRUE
+
+
+def pick(full, quick, gpu=_NOT_GIVEN):
+    """Return ``quick`` in quick mode, ``gpu`` (when given) on a GPU, and ``full`` otherwise.
+
+    Lessons write ``EPOCHS = pick(full=40, quick=1)`` so the real value is the one a
+    reader sees first, and the test suite runs the same cells with less work. A setting
+    with ``gpu=`` (for example ``DATA_LIMIT = pick(full=4000, quick=512, gpu=None)``: all of
+    MNIST on a GPU) lets a lesson do more where the hardware allows; ``full`` stays the
+    value the lesson's text describes, and ``GAN_LESSONS_CPU_SETTINGS=1`` keeps it on a GPU.
     """
-    return quick if is_quick() else full
+    if is_quick():
+        return quick
+    if gpu is not _NOT_GIVEN and gpu_settings():
+        return gpu
+    return full
 
 
 def set_seed(seed=0):
@@ -121,7 +147,13 @@ def setup(seed=0, verbose=True):
     """What the first code cell of a lesson calls: seed, report device and mode."""
     set_seed(seed)
     if verbose:
-        mode = "QUICK mode (few steps, little data)" if is_quick() else "full mode"
+        if is_quick():
+            mode = "QUICK mode (few steps, little data)"
+        elif gpu_settings():
+            mode = (f"full mode with the lesson's GPU settings where it has them (more data; "
+                    f"{CPU_SETTINGS_ENV}=1 keeps the values the text describes)")
+        else:
+            mode = "full mode"
         print(f"{describe_device()} Running in {mode}; seed {seed}.")
 
 
