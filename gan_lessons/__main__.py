@@ -229,20 +229,20 @@ def _plan(args):
 # --------------------------------------------------------------------------- train
 
 
-def _sample_grid(trainer, run, test):
-    """samples.png's images: 100 digits (cgan: a row per class); cyclegan: one row per
-    example, A, A->B, A->B->A, style(A), B, B->A, B->A->B; pix2pix: input, output, truth."""
+def _sample_grid(generator, run, test):
+    """samples.png's images from the saved ``generator`` (cyclegan: the pair A->B, B->A):
+    100 digits (cgan: a row per class); cyclegan: one row per example, A, A->B, A->B->A,
+    style(A), B, B->A, B->A->B; pix2pix: input, output, truth."""
     if isinstance(test, pix2pix.Pairs):
         pairs = test.head(30)
-        return np.stack([pairs.inputs, metrics.generate(trainer.generator, pairs.inputs), pairs.targets],
+        return np.stack([pairs.inputs, metrics.generate(generator, pairs.inputs), pairs.targets],
                         axis=1).reshape((-1, 28, 28, 1))
     if test is not None:
-        a, b = test.a[:10], test.b[:10]
-        fake_b, fake_a = metrics.generate(trainer.generator_ab, a), metrics.generate(trainer.generator_ba, b)
-        columns = [a, fake_b, metrics.generate(trainer.generator_ba, fake_b), cyclegan.style(a),
-                   b, fake_a, metrics.generate(trainer.generator_ab, fake_a)]
+        (g_ab, g_ba), a, b = generator, test.a[:10], test.b[:10]
+        fake_b, fake_a = metrics.generate(g_ab, a), metrics.generate(g_ba, b)
+        columns = [a, fake_b, metrics.generate(g_ba, fake_b), cyclegan.style(a),
+                   b, fake_a, metrics.generate(g_ab, fake_a)]
         return np.stack(columns, axis=1).reshape((-1, 28, 28, 1))
-    generator = getattr(trainer, "generator_average", trainer.generator)
     noise = np.random.default_rng(run["seed"] + 1).standard_normal((100, LATENT_DIM)).astype("float32")
     if len(generator.inputs) == 2:
         return metrics.generate(generator, [noise, np.repeat(np.arange(10), 10)])
@@ -250,10 +250,12 @@ def _sample_grid(trainer, run, test):
 
 
 def _save(model, path):
-    """Save ``model``; from a mixed-precision run, as a float32 copy (float32 images anywhere)."""
+    """Save ``model``; from a mixed-precision run, as a float32 copy (float32 images anywhere).
+    Returns the model saved, for the samples drawn after training."""
     if keras.config.dtype_policy().name != "float32":
         model = distribute.float32_copy(model)
     model.save(path)
+    return model
 
 
 def train(args):
@@ -263,8 +265,11 @@ def train(args):
     try:
         precision = distribute.set_precision(args.precision or (recorded if resuming else "float32"))
         if resuming and precision != recorded:
-            raise UsageError(f"--precision {precision} differs from the unfinished run in {args.out} (precision "
+            given = args.precision + ("" if args.precision == precision else f" (here {precision})")
+            raise UsageError(f"--precision {given} differs from the unfinished run in {args.out} (precision "
                              f"{recorded}); resume with the same precision or choose another folder.")
+        if precision == "mixed_float16" and not runtime.has_gpu():
+            print("Note: mixed_float16 on a CPU is much slower than float32; it pays on GPUs with tensor cores.")
         run["precision"] = precision
         return _train(args, run, resuming)
     finally:
@@ -314,13 +319,13 @@ def _train(args, run, resuming):
         return EXIT_FAILED
 
     if spec.data == "domains":
-        _save(trainer.generator_ab, out / "generator_ab.keras")
-        _save(trainer.generator_ba, out / "generator_ba.keras")
+        saved = (_save(trainer.generator_ab, out / "generator_ab.keras"),
+                 _save(trainer.generator_ba, out / "generator_ba.keras"))
     elif spec.data == "latent":
         return _finish_diffusion(trainer, out, run, start)
     else:
-        _save(getattr(trainer, "generator_average", trainer.generator), out / "generator.keras")
-    plots.save_grid_png(_sample_grid(trainer, run, test), out / "samples.png", rows=10)
+        saved = _save(getattr(trainer, "generator_average", trainer.generator), out / "generator.keras")
+    plots.save_grid_png(_sample_grid(saved, run, test), out / "samples.png", rows=10)
     run.update(status="finished", train_seconds_last_part=round(time.perf_counter() - start, 1))
     _write_run(out, run)
     print(f"Finished: wrote the generator, samples.png and history.json to {out}.")
@@ -368,11 +373,11 @@ def _draw(denoiser, decoder, config, n, steps, guidance, labels=None, seed=0):
 
 
 def _finish_diffusion(trainer, out, run, start):
-    _save(trainer.denoiser_average, out / "denoiser.keras")
+    denoiser = _save(trainer.denoiser_average, out / "denoiser.keras")
     config = json.loads((out / "diffusion.json").read_text())
     decoder = metrics.single_input(keras.saving.load_model(out / "decoder.keras", compile=False))
     clock = time.perf_counter()
-    images, labels = _draw(trainer.denoiser_average, decoder, config, N_SAMPLES, config["steps"], config["guidance"],
+    images, labels = _draw(denoiser, decoder, config, N_SAMPLES, config["steps"], config["guidance"],
                            np.arange(N_SAMPLES) % 10, run["seed"])
     np.savez_compressed(out / "samples.npz", images=images, labels=labels)
     grid = np.concatenate([images[labels == c][:10] for c in range(10)])

@@ -13,7 +13,8 @@ hand-written GAN step follow from that, and the course's trainers do all three:
 2. **Draw randomness for the global batch and keep your rows** (``rows``). Every replica
    reads the same seed, so noise drawn per replica would be the same noise on every
    replica. Drawn for the whole global batch and sliced, each replica gets its own noise,
-   and the step equals one step on one device with the global batch.
+   and the step equals one step on one device with the global batch (for networks whose
+   layers treat each sample on its own; see below).
 3. **Combine what is not a gradient** yourself: statistics such as a batch mean
    (``mean``), or a store of images shared by the replicas (``gather``).
 
@@ -21,9 +22,16 @@ Mixed precision (``keras.config.set_dtype_policy("mixed_float16")``, for GPUs wi
 cores) adds one more: the trainers' ``compile`` wraps each optimizer with ``for_policy``, and
 ``gradients`` applies its loss scale; the losses are computed in float32 (``losses``).
 
-BatchNorm layers compute their statistics on each replica's slice unless built with
-``synchronized=True``; the course's networks keep Keras's default. Outside a strategy
-(or with one replica) every function here returns its input unchanged.
+Three kinds of layer still see only their replica's slice: BatchNorm computes its
+statistics on it (unless built with ``synchronized=True``; the course's networks keep
+Keras's default), StyleGAN's minibatch standard deviation measures the spread of the slice,
+and Dropout draws the same masks on every replica (from its own seed). All three remain
+valid training, but not the same numbers as on one device. Outside a strategy (or with
+one replica) and without a loss scale, every function here returns its input unchanged.
+
+Tested here on a CPU split into two logical devices (``MirroredStrategy``), in float32
+and, on one device, in ``mixed_float16``; the TPU and multi-worker strategies and any GPU
+have not been run.
 """
 
 import functools
@@ -68,7 +76,14 @@ def rows(values):
 def gradients(tape, loss, variables, optimizer=None):
     """``tape.gradient(loss, variables)``, divided by the number of replicas (this replica's
     share of the global batch's gradient, which the optimizer sums over the replicas) and
-    multiplied by ``optimizer``'s loss scale, if it has one (see ``for_policy``)."""
+    multiplied by ``optimizer``'s loss scale, if it has one (see ``for_policy``).
+
+    With a loss scale the gradients are also made to agree on skipping: if any of them
+    overflowed, on any replica, all become NaN, so that the optimizer skips the step and
+    halves its scale on every replica alike (Keras's ``LossScaleOptimizer`` looks at one
+    replica's gradients only), and for every group of variables in ``variables`` alike.
+    """
+    import keras
     import tensorflow as tf
 
     seed = 1.0 / replicas()
@@ -77,7 +92,15 @@ def gradients(tape, loss, variables, optimizer=None):
     if isinstance(seed, float) and seed == 1.0:
         return tape.gradient(loss, variables)
     # The gradient of seed * loss, without recording the product on the tape.
-    return tape.gradient(loss, variables, output_gradients=tf.cast(seed, loss.dtype) * tf.ones_like(loss))
+    grads = tape.gradient(loss, variables, output_gradients=tf.cast(seed, loss.dtype) * tf.ones_like(loss))
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return grads
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(g))) for g in grads if g is not None])
+    overflowed = 1.0 - tf.cast(finite, tf.float32)
+    if replicas() > 1:  # how many replicas overflowed
+        overflowed = _context().all_reduce(tf.distribute.ReduceOp.SUM, overflowed)
+    poison = tf.where(overflowed > 0, float("nan"), 1.0)  # 1 keeps a gradient as it is
+    return [None if g is None else tf.math.scalar_mul(tf.cast(poison, g.dtype), g) for g in grads]
 
 
 def rescale(grads, from_optimizer, to_optimizer):
@@ -93,7 +116,8 @@ def rescale(grads, from_optimizer, to_optimizer):
 
 def for_policy(optimizer):
     """``optimizer`` wrapped in a ``LossScaleOptimizer`` when Keras's global dtype policy is
-    ``mixed_float16``, as ``Model.compile`` does for built-in training.
+    ``mixed_float16`` (``Model.compile`` does the same when the model's policy is), so build
+    the networks and compile the trainer under the same policy.
 
     In float16 a gradient below about 6e-8 becomes 0. The wrapper multiplies the loss by a
     large factor before the gradients are taken (``gradients`` asks it for that factor),
@@ -143,8 +167,8 @@ def make_strategy(name="auto"):
 
     ``auto``: MirroredStrategy over all GPUs when there are two or more, else ``one``.
     ``one``: the default strategy (one device: the GPU if there is one, else the CPU).
-    ``mirrored``: MirroredStrategy over all GPUs, or over the CPU's logical devices when
-    there is no GPU and the CPU has been split into several (as the tests do).
+    ``mirrored``: MirroredStrategy over all GPUs when there are two or more, else over the
+    CPU's logical devices when the CPU has been split into several (as the tests do).
     ``tpu``: TPUStrategy on the TPU this machine reaches (a Colab or Kaggle TPU runtime).
     ``multi-worker``: MultiWorkerMirroredStrategy over the machines listed in ``TF_CONFIG``.
     """
@@ -159,7 +183,7 @@ def make_strategy(name="auto"):
         where = f"one GPU ({gpus[0]})" if gpus else "the CPU"
         return tf.distribute.get_strategy(), f"one device: {where}"
     if name == "mirrored":
-        devices = gpus or _devices("CPU")
+        devices = gpus if len(gpus) >= 2 else _devices("CPU")
         if len(devices) < 2:
             raise checks.BadArgument(
                 f"strategy 'mirrored' copies the model onto two or more devices, but this machine shows "
@@ -174,7 +198,7 @@ def make_strategy(name="auto"):
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except Exception as error:  # no TPU reachable: TensorFlow raises several types
-            reason = str(error).split(".")[0][:160]
+            reason = " ".join(str(error).split(".")[0].split())[:160]
             raise checks.BadArgument(f"strategy 'tpu' found no TPU ({reason}); run on a TPU runtime or use "
                                      "--strategy auto.") from None
         strategy = tf.distribute.TPUStrategy(resolver)
@@ -192,8 +216,9 @@ def check_batch(batch_size, strategy):
     n = strategy.num_replicas_in_sync
     if batch_size % n:
         lower, upper = batch_size - batch_size % n, batch_size + n - batch_size % n
+        example = f"{lower} or {upper}" if lower else f"{upper}"
         raise checks.BadArgument(f"a batch of {batch_size} does not split evenly over {n} replicas; "
-                                 f"use a multiple of {n}, for example {lower or upper} or {upper}.")
+                                 f"use a multiple of {n}, for example {example}.")
     return batch_size // n
 
 
@@ -202,7 +227,8 @@ def split_dataset(dataset, strategy, batch_axis=0):
 
     ``fit`` itself splits axis 0; a WGAN's stacked batches, shape (n_critic, batch, ...),
     must be split along axis 1 instead, so that every critic step on every replica sees
-    part of its own batch. Replica r gets slice r of every component.
+    part of its own batch. Replica r gets slice r of every component (on several machines,
+    each machine reads only its replicas' slices).
     """
     import tensorflow as tf
 
@@ -214,8 +240,16 @@ def split_dataset(dataset, strategy, batch_axis=0):
         parts = [tf.stack(tf.split(part, n, axis=batch_axis)) for part in element]
         return tf.data.Dataset.from_tensor_slices(tuple(parts) if len(parts) > 1 else parts[0])
 
-    per_replica = dataset.flat_map(slices)  # replica 0's part, replica 1's part, ..., next step
-    return strategy.distribute_datasets_from_function(lambda context: per_replica)
+    def for_machine(context):
+        # Replica 0's part, replica 1's part, ..., then the next step's. Replicas are numbered
+        # machine by machine: this machine keeps the parts of its own k replicas.
+        parts = dataset.flat_map(slices)
+        if context.num_input_pipelines == 1:
+            return parts
+        k, w = n // context.num_input_pipelines, context.input_pipeline_id
+        return parts.enumerate().filter(lambda i, part: (i % n) // k == w).map(lambda i, part: part)
+
+    return strategy.distribute_datasets_from_function(for_machine)
 
 
 # ------------------------------------------------------------------ precision

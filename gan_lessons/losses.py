@@ -5,7 +5,7 @@ Working with logits lets TensorFlow compute log(sigmoid(.)) stably.
 
 Every loss here is a plain average over the batch it is given, on one device or on one
 replica alike; a trainer running under ``tf.distribute`` scales it itself
-(``distribute.scale``). (Keras's ``BinaryCrossentropy`` object would divide by the
+(``distribute.gradients``). (Keras's ``BinaryCrossentropy`` object would divide by the
 number of replicas on its own, which would also halve the logged values.) Logits and
 scores are cast to float32 first, so that under mixed precision a network may compute in
 float16 while its losses are summed in float32.

@@ -161,8 +161,9 @@ class NoiseInjection(layers.Layer):
         self.gain = self.add_weight(name="gain", shape=(), initializer="ones", trainable=False)
 
     def call(self, x):
-        shape = tf.shape(x)
-        noise = keras.random.normal((shape[0], shape[1], shape[2], 1), seed=self.seed_generator, dtype=x.dtype)
+        shape = tf.shape(x)  # noise for the global batch, this replica's rows (see distribute)
+        noise = distribute.rows(keras.random.normal((distribute.global_size(shape[0]), shape[1], shape[2], 1),
+                                                    seed=self.seed_generator, dtype=x.dtype))
         return x + self.gain * self.strength * noise
 
     def get_config(self):

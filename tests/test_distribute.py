@@ -22,9 +22,10 @@ POINTS = np.random.default_rng(0).normal(size=(96, 2)).astype("float32")
 
 @pytest.fixture(scope="module")
 def mirrored():
-    strategy, where = distribute.make_strategy("mirrored")
-    assert strategy.num_replicas_in_sync == 2, where
-    return strategy
+    """A MirroredStrategy over the CPU's two logical devices (also on a machine with GPUs)."""
+    cpus = tuple(device.name for device in tf.config.list_logical_devices("CPU"))
+    assert len(cpus) == 2
+    return distribute._mirrored(cpus)
 
 
 def digits(n):
@@ -32,9 +33,9 @@ def digits(n):
     return x, y
 
 
-def trained(make, dataset, steps, strategy=None, batch_axis=0):
+def trained(make, dataset, steps, strategy=None, batch_axis=0, eagerly=True):
     """A trainer made by ``make`` (seed 0) after ``steps`` steps of fit, on one device or under ``strategy``
-    (eagerly: for these tiny networks tracing the step would take most of the time)."""
+    (by default eagerly: for these tiny networks tracing the step would take most of the time)."""
     gan_lessons.set_seed(0)
     if strategy is None:
         trainer = make()
@@ -42,14 +43,14 @@ def trained(make, dataset, steps, strategy=None, batch_axis=0):
         with strategy.scope():
             trainer = make()
         dataset = distribute.split_dataset(dataset, strategy, batch_axis)
-    trainer.run_eagerly = True
+    trainer.run_eagerly = eagerly
     trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
     return trainer
 
 
-def assert_same_training(make, dataset, steps, strategy, batch_axis=0):
-    one = trained(make, dataset, steps)
-    two = trained(make, dataset, steps, strategy, batch_axis)
+def assert_same_training(make, dataset, steps, strategy, batch_axis=0, eagerly=True):
+    one = trained(make, dataset, steps, eagerly=eagerly)
+    two = trained(make, dataset, steps, strategy, batch_axis, eagerly=eagerly)
     assert len(one.weights) == len(two.weights) > 0
     for a, b in zip(one.weights, two.weights):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5, err_msg=a.path)
@@ -62,14 +63,16 @@ def adam(rate=1e-3):
     return keras.optimizers.Adam(rate, beta_1=0.5, beta_2=0.9)
 
 
-def test_gan_two_replicas_train_as_one_device(mirrored):
+@pytest.mark.parametrize("eagerly", [True, False])
+def test_gan_two_replicas_train_as_one_device(mirrored, eagerly):
     def make():
         trainer = gan.GAN(wgan.toy_generator(hidden_units=(16, 16)), wgan.toy_critic((16, 16)), d_steps=2,
                           real_label=0.9, seed=3)
         trainer.compile(d_optimizer=adam(), g_optimizer=adam())
         return trainer
 
-    one, _ = assert_same_training(make, tf.data.Dataset.from_tensor_slices(POINTS).batch(8), 3, mirrored)
+    one, _ = assert_same_training(make, tf.data.Dataset.from_tensor_slices(POINTS).batch(8), 3, mirrored,
+                                  eagerly=eagerly)
     assert float(one.metrics[0].result()) > 1.0  # d_loss near 2 log 2 = 1.39 at the start
 
 
@@ -185,10 +188,11 @@ def test_in_a_replica_rows_split_the_global_draw_and_gradients_are_shared(mirror
         np.testing.assert_array_equal(joined, np.arange(8.0).reshape(4, 2))
 
 
-def test_strategies_by_name_and_bad_input(monkeypatch):
+def test_strategies_by_name_and_bad_input(monkeypatch, mirrored):
+    gpus = tf.config.list_logical_devices("GPU")
     strategy, where = distribute.make_strategy("one")
-    assert strategy.num_replicas_in_sync == 1 and "CPU" in where
-    assert distribute.make_strategy("auto")[0].num_replicas_in_sync == 1  # no GPUs here
+    assert strategy.num_replicas_in_sync == 1 and ("GPU" if gpus else "CPU") in where
+    assert distribute.make_strategy("auto")[0].num_replicas_in_sync == (len(gpus) if len(gpus) >= 2 else 1)
     with pytest.raises(checks.BadArgument, match="unknown strategy 'two'; choose one of auto, one, mirrored"):
         distribute.make_strategy("two")
     with pytest.raises(checks.BadArgument, match="strategy 'tpu' found no TPU .*use --strategy auto"):
@@ -196,25 +200,53 @@ def test_strategies_by_name_and_bad_input(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(checks.BadArgument, match="needs the TF_CONFIG environment variable"):
         distribute.make_strategy("multi-worker")
-    two, _ = distribute.make_strategy("mirrored")
-    assert distribute.check_batch(64, two) == 32
+    assert distribute.check_batch(64, mirrored) == 32
     with pytest.raises(checks.BadArgument, match="a batch of 33 does not split evenly over 2 replicas; use a "
                                                   "multiple of 2, for example 32 or 34"):
-        distribute.check_batch(33, two)
+        distribute.check_batch(33, mirrored)
+    with pytest.raises(checks.BadArgument, match="a batch of 1 does not split evenly over 2 replicas; use a "
+                                                  r"multiple of 2, for example 2\.$"):
+        distribute.check_batch(1, mirrored)
+
+
+def test_each_replica_draws_its_own_rows_of_the_global_draw(mirrored):
+    with mirrored.scope():
+        two = cgan.ConditionalGAN(cgan.conditional_generator(8, filters=4), cgan.conditional_discriminator(filters=4),
+                                  seed=5)
+        noise_layer = stylegan.NoiseInjection(seed=5)
+        noise_layer.build((None, 3, 3, 1))
+    one = cgan.ConditionalGAN(cgan.conditional_generator(8, filters=4), cgan.conditional_discriminator(filters=4),
+                              seed=5)
+    one_layer = stylegan.NoiseInjection(seed=5)
+    one_layer.build((None, 3, 3, 1))
+    one_layer.strength.assign(np.ones(1, "float32"))
+    noise_layer.strength.assign(np.ones(1, "float32"))
+
+    def draws():
+        return two.noise(2), two.random_labels(2), noise_layer(tf.zeros((2, 3, 3, 1)))
+
+    for per_replica, whole in zip(mirrored.run(draws), (one.noise(4), one.random_labels(4),
+                                                       one_layer(tf.zeros((4, 3, 3, 1))))):
+        first, second = (np.asarray(v) for v in mirrored.experimental_local_results(per_replica))
+        assert not np.array_equal(first, second)  # different noise on each replica
+        np.testing.assert_array_equal(np.concatenate([first, second]), np.asarray(whole))
 
 
 def test_cli_trains_on_two_replicas_and_refuses_an_uneven_batch(tmp_path, capsys):
+    replicas = distribute.make_strategy("mirrored")[0].num_replicas_in_sync
     out = tmp_path / "wgan-gp"
     assert main(["train", "wgan-gp", "--out", str(out), "--quick", "--strategy", "mirrored", "--batch-size",
-                 "16"]) == 0
-    assert "Devices: MirroredStrategy over 2 devices; precision float32." in capsys.readouterr().out
+                 str(8 * replicas)]) == 0
+    assert f"Devices: MirroredStrategy over {replicas} devices; precision float32." in capsys.readouterr().out
     assert (out / "generator.keras").is_file()
     assert keras.saving.load_model(out / "generator.keras", compile=False).predict(
         np.zeros((2, 64), "float32"), verbose=0).shape == (2, 28, 28, 1)
+    odd = 8 * replicas + 1
     assert main(["train", "gan", "--out", str(tmp_path / "odd"), "--quick", "--strategy", "mirrored",
-                 "--batch-size", "33"]) == 2
-    assert capsys.readouterr().err.strip() == ("error: a batch of 33 does not split evenly over 2 replicas; use "
-                                               "a multiple of 2, for example 32 or 34.")
+                 "--batch-size", str(odd)]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: a batch of {odd} does not split evenly over {replicas} "
+                                               f"replicas; use a multiple of {replicas}, for example {odd - 1} or "
+                                               f"{odd - 1 + replicas}.")
     assert not (tmp_path / "odd").exists()
 
 
@@ -307,3 +339,36 @@ def test_cli_mixed_precision_run_saves_a_float32_generator_and_resumes_only_as_s
     assert capsys.readouterr().err.strip() == (f"error: --precision float32 differs from the unfinished run in {out} "
                                                "(precision mixed_float16); resume with the same precision or "
                                                "choose another folder.")
+
+
+def test_gradients_carry_the_loss_scale_and_skip_together():
+    variables = [tf.Variable(2.0), tf.Variable(3.0)]
+    with tf.GradientTape() as tape:
+        loss = variables[0] * variables[1]
+    scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(), initial_scale=8.0)
+    assert [float(g) for g in distribute.gradients(tape, loss, variables, scaled)] == [24.0, 16.0]
+    with tf.GradientTape() as tape:
+        loss = variables[0] * variables[1] * tf.constant([1.0, np.inf])[1]
+    # One gradient overflowed, so both become NaN: the optimizer skips the step for all.
+    assert all(np.isnan(float(g)) for g in distribute.gradients(tape, loss, variables, scaled))
+    other = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(), initial_scale=2.0)
+    grads = [tf.constant(16.0), tf.constant(8.0)]
+    assert [float(g) for g in distribute.rescale(grads, scaled, other)] == [4.0, 2.0]
+    assert distribute.rescale(grads, keras.optimizers.SGD(), keras.optimizers.SGD()) is grads
+
+
+def test_a_step_that_overflows_on_one_replica_is_skipped_on_all(mirrored):
+    with mirrored.scope():
+        variable = keras.Variable(1.0)
+        optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=4.0)
+        optimizer.build([variable])
+
+    def step():
+        slope = distribute.rows(tf.constant([1.0, np.inf]))[0]  # finite on replica 0, inf on replica 1
+        with tf.GradientTape() as tape:
+            loss = variable * slope
+        optimizer.apply_gradients(zip(distribute.gradients(tape, loss, [variable], optimizer), [variable]))
+
+    mirrored.run(tf.function(step))
+    assert float(variable.numpy()) == 1.0  # unchanged on every replica
+    assert float(optimizer.dynamic_scale.numpy()) == 2.0  # and the scale halved
