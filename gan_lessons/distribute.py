@@ -303,7 +303,7 @@ def float32_copy(model):
     keras.config.set_dtype_policy("float32")  # for the layers whose config names no policy
     try:
         copy = model.__class__.from_config(to_float32(model.get_config()))
-        if len(copy.inputs) == len(copy.outputs) == 1:  # one input taken as one array, as the original (no Keras 3.10 warning)
+        if len(copy.inputs) == len(copy.outputs) == 1:  # called with one array, without Keras 3.10's warning
             copy = keras.Model(copy.inputs[0], copy.outputs[0], name=model.name)
     finally:
         keras.config.set_dtype_policy(previous)

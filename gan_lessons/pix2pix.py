@@ -183,8 +183,8 @@ class Pix2Pix(keras.Model):
             g_gan = losses.generator_loss(d([inputs, fake], training=True)) if self.gan_weight > 0 else 0.0
             l1 = tf.reduce_mean(tf.abs(targets - tf.cast(fake, targets.dtype)))
             g_loss = self.gan_weight * g_gan + self.l1_weight * l1
-        self.g_optimizer.apply_gradients(zip(distribute.gradients(tape, g_loss, g.trainable_variables, self.g_optimizer),
-                                             g.trainable_variables))
+        grads = distribute.gradients(tape, g_loss, g.trainable_variables, self.g_optimizer)
+        self.g_optimizer.apply_gradients(zip(grads, g.trainable_variables))
 
         # 2. Discriminator: the real pair -> 1, the fake pair -> 0 (skipped for L1 alone).
         d_loss = tf.constant(0.0)
@@ -192,8 +192,8 @@ class Pix2Pix(keras.Model):
             with tf.GradientTape() as tape:
                 d_loss = 0.5 * losses.discriminator_loss(d([inputs, targets], training=True),
                                                          d([inputs, fake], training=True))
-            self.d_optimizer.apply_gradients(zip(distribute.gradients(tape, d_loss, d.trainable_variables, self.d_optimizer),
-                                                 d.trainable_variables))
+            grads = distribute.gradients(tape, d_loss, d.trainable_variables, self.d_optimizer)
+            self.d_optimizer.apply_gradients(zip(grads, d.trainable_variables))
 
         for tracker, value in zip(self.trackers.values(), (g_loss, l1, g_gan, d_loss)):
             tracker.update_state(value)

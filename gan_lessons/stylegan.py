@@ -377,8 +377,8 @@ class StyleGAN(keras.Model):
         """Styles (batch, NUM_STYLES, w_dim) for training, and the mean w of the global batch.
         (Under several replicas each draws the global batch's randomness and keeps its rows.)"""
         n = distribute.global_size(batch_size)
-        normal = lambda: distribute.rows(keras.random.normal((n, self.latent_dim), seed=self.seed_generator))  # noqa: E731
-        w1, w2 = self.mapping(normal(), training=True), self.mapping(normal(), training=True)
+        z1, z2 = (distribute.rows(keras.random.normal((n, self.latent_dim), seed=self.seed_generator)) for _ in "12")
+        w1, w2 = self.mapping(z1, training=True), self.mapping(z2, training=True)
         crossover = distribute.rows(keras.random.randint((n, 1, 1), 1, NUM_STYLES, seed=self.seed_generator))
         mixed = distribute.rows(keras.random.uniform((n, 1, 1), seed=self.seed_generator)) < self.mixing
         crossover = tf.where(mixed, crossover, NUM_STYLES)  # NUM_STYLES: every layer takes w1
