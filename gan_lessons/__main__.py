@@ -121,7 +121,7 @@ MODELS = {
                  ("c_loss", "g_loss", "wasserstein")),
     "wgan-gp": Spec(build_wgan_gp, 30, 32, "the WGAN-GP of lesson 04 (refined critic, Adam 5e-4, averaged G)",
                     "critic", ("c_loss", "g_loss", "wasserstein", "gp")),
-    "cyclegan": Spec(build_cyclegan, 10, 32, "the CycleGAN of lesson 05 (plain <-> outlined digits)", "domains",
+    "cyclegan": Spec(build_cyclegan, 20, 32, "the CycleGAN of lesson 05 (plain <-> outlined digits)", "domains",
                      ("g_loss", "cycle_loss", "d_a_loss", "d_b_loss")),
     "pix2pix": Spec(build_pix2pix, 20, 32, "the Pix2Pix of lesson 06 (sketch -> digit, U-Net, lambda 100)", "pairs",
                     ("g_loss", "l1", "d_loss")),
@@ -449,9 +449,13 @@ def evaluate(args):
         except (OSError, KeyError, ValueError) as exc:
             raise UsageError(f"{path} could not be read ({exc}).") from None
     if spec.data == "domains":
-        report = cyclegan.translation_report(_load(args.dir / "generator_ab.keras"),
-                                             _load(args.dir / "generator_ba.keras"), test)
-        result = {"n_a": len(test.a), "n_b": len(test.b), **report}
+        g_ab, g_ba = _load(args.dir / "generator_ab.keras"), _load(args.dir / "generator_ba.keras")
+        report = cyclegan.translation_report(g_ab, g_ba, test)
+        # How real the B -> A digits look: their FID against the held-out A digits, plain digits
+        # that none of the B digits was made from.
+        fid_b_to_a = metrics.fid(metrics.features(metrics.generate(g_ba, test.b)), metrics.features(test.a))
+        result = {"n_a": len(test.a), "n_b": len(test.b), **report, "fid_b_to_a": fid_b_to_a,
+                  "fid_floor": metrics.fid_floor(len(test.b))}
     elif spec.data == "pairs":
         result = {"n": len(test), **pix2pix.translation_report(_load(args.dir / "generator.keras"), test.inputs,
                                                                test.targets, test.labels)}

@@ -241,6 +241,10 @@ class Progress(keras.callbacks.Callback):
         self.width = width
         self.seconds = None if seconds is None else checks.number("seconds", seconds, 0.0, low_open=True)
         self._handle = None
+        if self.seconds is None:
+            # Without a time budget there is nothing to do after each step. Keras calls a
+            # callback's batch hook only when it is overridden, and each call costs a sync.
+            self.on_train_batch_end = keras.callbacks.Callback.on_train_batch_end.__get__(self)
 
     def _in_notebook(self):
         try:

@@ -71,8 +71,9 @@ def style(images):
 @dataclass
 class UnpairedDomains:
     """Images of two domains with no pairing between them, their digit classes, and
-    which rows of the loaded digits each domain was made from. ``len()`` is the size
-    of the smaller domain (the pairs an epoch can draw)."""
+    which rows of the loaded digits each domain was made from. ``b_source`` holds the
+    plain digits that B was styled from: the true B -> A answer, which training never
+    sees. ``len()`` is the size of the smaller domain (the pairs an epoch can draw)."""
 
     a: np.ndarray
     b: np.ndarray
@@ -80,16 +81,19 @@ class UnpairedDomains:
     b_labels: np.ndarray
     a_index: np.ndarray = None
     b_index: np.ndarray = None
+    b_source: np.ndarray = None
 
     def __len__(self):
         return min(len(self.a), len(self.b))
 
     def head(self, n):
         """The first ``n`` images of each domain."""
-        return UnpairedDomains(self.a[:n], self.b[:n], self.a_labels[:n], self.b_labels[:n])
+        return UnpairedDomains(self.a[:n], self.b[:n], self.a_labels[:n], self.b_labels[:n],
+                               b_source=None if self.b_source is None else self.b_source[:n])
 
     def save(self, path):
-        """Write a, a_labels, b, b_labels to a compressed .npz (the command line's test_domains.npz)."""
+        """Write a, a_labels, b, b_labels to a compressed .npz (the command line's
+        test_domains.npz; ``b_source`` is not part of that file)."""
         np.savez_compressed(path, a=self.a, a_labels=self.a_labels, b=self.b, b_labels=self.b_labels)
 
     @classmethod
@@ -115,7 +119,7 @@ def split_unpaired(images, labels, seed=SPLIT_SEED):
         to_b[idx[len(idx) // 2:]] = True
     a_index, b_index = rng.permutation(np.flatnonzero(~to_b)), rng.permutation(np.flatnonzero(to_b))
     return UnpairedDomains(images[a_index], style(images[b_index]), labels[a_index], labels[b_index],
-                           a_index, b_index)
+                           a_index, b_index, b_source=images[b_index])
 
 
 def load_digit_domains(split="train", limit=None, source="auto", verbose=True):
@@ -331,7 +335,11 @@ def translation_report(generator_ab, generator_ba, domains, classify=None):
     cycle_error_a, cycle_error_b: mean |x - F(G(x))| per pixel (0 is perfect, 2 the worst);
     style_error: mean |G_ab(a) - style(a)|, the distance to the true B answer the model
         never saw; for scale, ``style_error_copy`` (returning A unchanged) and
-        ``style_error_mean_b`` (drawing the average B image).
+        ``style_error_mean_b`` (drawing the average B image);
+    truth_error_b_to_a (when ``domains.b_source`` is known): mean |G_ba(b) - source(b)|,
+        the distance to the plain digit that b was styled from; for scale,
+        ``truth_error_b_to_a_copy`` (returning B unchanged) and ``truth_error_b_to_a_mean_a``
+        (drawing the average A image).
     ``classify`` maps digits to classes (default: the course classifier).
     """
     if classify is None:
@@ -342,7 +350,7 @@ def translation_report(generator_ab, generator_ba, domains, classify=None):
     fake_b, fake_a = generate(generator_ab, a), generate(generator_ba, b)
     back_a, back_b = generate(generator_ba, fake_b), generate(generator_ab, fake_a)
     true_b = style(a)
-    return {
+    report = {
         "class_kept_b_to_a": float(np.mean(np.asarray(classify(fake_a)) == domains.b_labels)),
         "class_kept_a_to_b_to_a": float(np.mean(np.asarray(classify(back_a)) == domains.a_labels)),
         "classifier_accuracy_a": float(np.mean(np.asarray(classify(a)) == domains.a_labels)),
@@ -352,3 +360,11 @@ def translation_report(generator_ab, generator_ba, domains, classify=None):
         "style_error_copy": float(np.mean(np.abs(a - true_b))),
         "style_error_mean_b": float(np.mean(np.abs(b.mean(axis=0, keepdims=True) - true_b))),
     }
+    if domains.b_source is not None:
+        source = np.asarray(domains.b_source, dtype=np.float32)
+        report.update({
+            "truth_error_b_to_a": float(np.mean(np.abs(fake_a - source))),
+            "truth_error_b_to_a_copy": float(np.mean(np.abs(b - source))),
+            "truth_error_b_to_a_mean_a": float(np.mean(np.abs(a.mean(axis=0, keepdims=True) - source))),
+        })
+    return report

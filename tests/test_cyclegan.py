@@ -228,6 +228,18 @@ def test_translation_report_of_identity_generators(digits):
     assert report["cycle_error_b"] == pytest.approx(0.0, abs=1e-6)
     assert report["style_error"] == pytest.approx(report["style_error_copy"], rel=1e-5)
     assert report["class_kept_b_to_a"] == pytest.approx(np.mean(d.b_labels == 0))
+    # B -> A against the plain digits B was styled from: a copy scores the copy reference.
+    assert np.array_equal(cyclegan.style(d.b_source), d.b)
+    assert report["truth_error_b_to_a"] == pytest.approx(report["truth_error_b_to_a_copy"], rel=1e-5)
+    assert report["truth_error_b_to_a_copy"] > report["truth_error_b_to_a_mean_a"] > 0
+    # A translator that returns the true source digit has no truth error.
+    exact = cyclegan.translation_report(copy, copy, cyclegan.UnpairedDomains(
+        d.b_source, d.b_source, d.b_labels, d.b_labels, b_source=d.b_source), classify=lambda images: np.zeros(len(images), int))
+    assert exact["truth_error_b_to_a"] == pytest.approx(0.0, abs=1e-6)
+    # Domains read back from test_domains.npz carry no source digits, so no truth error.
+    no_source = cyclegan.UnpairedDomains(d.a, d.b, d.a_labels, d.b_labels)
+    assert "truth_error_b_to_a" not in cyclegan.translation_report(copy, copy, no_source,
+                                                                    classify=lambda i: np.zeros(len(i), int))
 
 
 # --------------------------------------------------------------------------- CLI
