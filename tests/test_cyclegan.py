@@ -262,5 +262,7 @@ def test_cli_quick_run_writes_the_contract_files(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(out), "--n", "50"]) == 0
     result = json.loads(capsys.readouterr().out)
-    for key in ("class_kept_b_to_a", "class_kept_a_to_b_to_a", "cycle_error_a", "style_error"):
+    for key in ("class_kept_b_to_a", "class_kept_a_to_b_to_a", "cycle_error_a", "style_error", "fid_b_to_a",
+                "fid_floor"):
         assert key in result
+    assert result["fid_b_to_a"] > 0 and result["fid_floor"] > 0

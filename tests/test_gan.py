@@ -168,6 +168,21 @@ def test_a_run_stopped_by_nan_is_not_resumed_from_nothing(digits, tmp_path):
     assert message.endswith("delete that folder to train again from the start.")
 
 
+def test_progress_has_a_step_hook_only_with_a_time_budget():
+    """Keras dispatches callbacks without waiting for each step unless one of them has a
+    step hook; the progress line needs one only to stop at a time budget."""
+    from keras.src.utils.python_utils import is_default
+
+    assert is_default(callbacks.Progress().on_train_batch_end)
+    timed = callbacks.Progress(seconds=0.5)
+    assert not is_default(timed.on_train_batch_end)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((8, 2), "float32")
+    history = model.fit(x, x[:, :1], epochs=3, batch_size=4, verbose=0, callbacks=[callbacks.Progress(keys=["loss"])])
+    assert len(history.history["loss"]) == 3
+
+
 def test_sample_grid_and_gif(digits, tmp_path):
     x, _ = digits
     trainer = small_gan()
