@@ -143,6 +143,11 @@ class GAN(keras.Model):
         # Listed here, the trackers are reset by fit() at the start of every epoch.
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
 
+    def generator_loss(self, fake_logits):
+        """What G minimises: the non-saturating -log D(G(z)). Lesson 01's MinimaxGAN
+        overrides it with the saturating log(1 - D(G(z)))."""
+        return losses.generator_loss(fake_logits)
+
     def noise(self, batch_size):
         """Noise for ``batch_size`` samples (this replica's rows of the global batch's noise)."""
         z = keras.random.normal((distribute.global_size(batch_size), self.latent_dim), seed=self.seed_generator)
@@ -165,7 +170,7 @@ class GAN(keras.Model):
         #    The gradient flows through D, but only G's weights are updated.
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(self.generator(self.noise(batch_size), training=True), training=True)
-            g_loss = losses.generator_loss(fake_logits)
+            g_loss = self.generator_loss(fake_logits)
         grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables, self.g_optimizer)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
@@ -175,3 +180,11 @@ class GAN(keras.Model):
         self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
         self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
         return {m.name: m.result() for m in self.metrics}
+
+
+class MinimaxGAN(GAN):
+    """The same game with the saturating generator loss log(1 - D(G(z))) of the original
+    minimax objective (lesson 01, section 7: it stalls against a strong discriminator)."""
+
+    def generator_loss(self, fake_logits):
+        return losses.minimax_generator_loss(fake_logits)

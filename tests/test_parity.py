@@ -66,6 +66,27 @@ def test_lesson_01_trainer_is_the_package_gan():
     same_step(make, notebook_class("01_mlp_gan.ipynb", "GAN"), gan.GAN, digits((16,)))
 
 
+def test_lesson_01_minimax_trainer_is_the_package_one():
+    def make(cls):
+        trainer = cls(gan.mlp_generator(8, (16,)), gan.mlp_discriminator((16,)), d_steps=2, seed=3)
+        trainer.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+                        g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
+        return trainer
+
+    lesson_gan = notebook_class("01_mlp_gan.ipynb", "GAN")
+    cells = json.loads((NOTEBOOKS / "01_mlp_gan.ipynb").read_text())["cells"]
+    source = next("".join(c["source"]) for c in cells if c["cell_type"] == "code"
+                  and re.search(r"^class MinimaxGAN\(", "".join(c["source"]), re.M))
+    namespace = {"GAN": lesson_gan, "losses": losses}
+    exec(compile(source, "01_mlp_gan.ipynb:MinimaxGAN", "exec"), namespace)
+    same_step(make, namespace["MinimaxGAN"], gan.MinimaxGAN, digits((16,)))
+    # and it is the saturating loss: for a confidently rejected fake, the gradient nearly vanishes
+    logits = tf.Variable([-6.0])
+    with tf.GradientTape() as tape:
+        loss = gan.MinimaxGAN(gan.mlp_generator(8, (16,)), gan.mlp_discriminator((16,))).generator_loss(logits)
+    assert abs(float(tape.gradient(loss, logits)[0])) < 0.01
+
+
 @pytest.mark.parametrize("constraint", [{"gp_weight": 10.0}, {"clip_value": 0.01}])
 def test_lesson_04_trainer_is_the_package_wgan(constraint):
     def make(cls):
