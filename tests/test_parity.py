@@ -22,15 +22,16 @@ from gan_lessons import callbacks, cgan, cyclegan, data, gan, losses, metrics, p
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def notebook_class(notebook, name):
-    """Execute the code cell of ``notebook`` that defines ``class name`` and return the class."""
+def notebook_class(notebook, name, **names):
+    """Execute the code cell of ``notebook`` that defines ``class name`` and return the class
+    (``names``: what else the cell needs, for example the lesson's base class)."""
     cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
     sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
     found = [s for s in sources if re.search(rf"^class {name}\(", s, re.M)]
     assert len(found) == 1, f"{notebook} should define class {name} in one code cell"
     namespace = {"keras": keras, "tf": tf, "np": np, "layers": keras.layers, "gan_lessons": gan_lessons,
                  "callbacks": callbacks, "cgan": cgan, "cyclegan": cyclegan, "data": data, "gan": gan,
-                 "losses": losses, "metrics": metrics, "pix2pix": pix2pix, "plots": plots, "wgan": wgan}
+                 "losses": losses, "metrics": metrics, "pix2pix": pix2pix, "plots": plots, "wgan": wgan, **names}
     exec(compile(found[0], f"{notebook}:{name}", "exec"), namespace)
     return namespace[name]
 
@@ -73,13 +74,8 @@ def test_lesson_01_minimax_trainer_is_the_package_one():
                         g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
         return trainer
 
-    lesson_gan = notebook_class("01_mlp_gan.ipynb", "GAN")
-    cells = json.loads((NOTEBOOKS / "01_mlp_gan.ipynb").read_text())["cells"]
-    source = next("".join(c["source"]) for c in cells if c["cell_type"] == "code"
-                  and re.search(r"^class MinimaxGAN\(", "".join(c["source"]), re.M))
-    namespace = {"GAN": lesson_gan, "losses": losses}
-    exec(compile(source, "01_mlp_gan.ipynb:MinimaxGAN", "exec"), namespace)
-    same_step(make, namespace["MinimaxGAN"], gan.MinimaxGAN, digits((16,)))
+    lesson_class = notebook_class("01_mlp_gan.ipynb", "MinimaxGAN", GAN=notebook_class("01_mlp_gan.ipynb", "GAN"))
+    same_step(make, lesson_class, gan.MinimaxGAN, digits((16,)))
     # and it is the saturating loss: for a confidently rejected fake, the gradient nearly vanishes
     logits = tf.Variable([-6.0])
     with tf.GradientTape() as tape:
