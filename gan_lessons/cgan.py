@@ -10,7 +10,7 @@ import tensorflow as tf
 from keras import layers
 
 from gan_lessons import checks, distribute, losses
-from gan_lessons.gan import GAN, IMAGE_SHAPE, bn_relu, conv_trunk
+from gan_lessons.gan import GAN, IMAGE_SHAPE, conv_trunk, dcgan_generator
 
 
 class LabelError(checks.BadArgument):
@@ -65,10 +65,10 @@ class LabelCheck(layers.Layer):
 
 
 def conditional_generator(latent_dim=64, num_classes=10, embed_dim=32, filters=64, name="conditional_generator"):
-    """G(z, y): the label's embedding joins the noise, then two transposed convolutions.
+    """G(z, y): the label's embedding joins the noise, and lesson 02's generator draws from there.
 
-    [(latent_dim,), label] -> concat (latent_dim + embed_dim,) -dense-> (7, 7, 2f)
-    -4x4 transposed, stride 2-> (14, 14, f) -4x4 transposed, stride 2, tanh-> (28, 28, 1).
+    [(latent_dim,), label] -> concat (latent_dim + embed_dim,) -> ``gan.dcgan_generator``
+    (dense to 7x7, 3x3 conv, two 5x5 transposed convolutions, 3x3 conv + tanh) -> (28, 28, 1).
     """
     latent_dim = checks.count("latent_dim", latent_dim)
     num_classes = checks.count("num_classes", num_classes)
@@ -77,15 +77,15 @@ def conditional_generator(latent_dim=64, num_classes=10, embed_dim=32, filters=6
     z = keras.Input(shape=(latent_dim,), name="noise")
     y = keras.Input(shape=(1,), name="label")
     label = LabelCheck(num_classes, name="label_check")([z, y])
-    h = layers.Concatenate()([z, layers.Embedding(num_classes, embed_dim, name="label_embedding")(label)])
-    h = layers.Reshape((7, 7, 2 * filters))(bn_relu(layers.Dense(7 * 7 * 2 * filters, use_bias=False)(h)))
-    h = bn_relu(layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(h))
-    image = layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh", name="image")(h)
+    h = layers.Concatenate(name="noise_and_label")([z, layers.Embedding(num_classes, embed_dim,
+                                                                        name="label_embedding")(label)])
+    image = dcgan_generator(latent_dim + embed_dim, filters, name="dcgan_generator")(h)
     return keras.Model([z, y], image, name=name)
 
 
-def conditional_discriminator(num_classes=10, filters=64, name="conditional_discriminator"):
-    """D(x, y): the label's embedding is drawn as a second 28x28 channel beside the image.
+def conditional_discriminator(num_classes=10, filters=64, refine=True, name="conditional_discriminator"):
+    """D(x, y): the label's embedding is drawn as a second 28x28 channel beside the image,
+    and lesson 02's discriminator trunk (with its third convolution when ``refine``) judges both.
 
     D must see the label: otherwise a perfect "3" would pass as real even when G was
     asked for a "7", and G would have no reason to obey the label.
@@ -95,8 +95,9 @@ def conditional_discriminator(num_classes=10, filters=64, name="conditional_disc
     x = keras.Input(shape=IMAGE_SHAPE, name="image")
     y = keras.Input(shape=(1,), name="label")
     label = LabelCheck(num_classes, name="label_check")([x, y])
-    plane = layers.Reshape(IMAGE_SHAPE)(layers.Embedding(num_classes, 28 * 28, name="label_embedding")(label))
-    h = conv_trunk(layers.Concatenate()([x, plane]), filters, batch_norm=True)
+    plane = layers.Reshape(IMAGE_SHAPE, name="label_plane")(
+        layers.Embedding(num_classes, 28 * 28, name="label_embedding")(label))
+    h = conv_trunk(layers.Concatenate(name="image_and_label")([x, plane]), filters, batch_norm=True, refine=refine)
     return keras.Model([x, y], layers.Dense(1, name="logit")(h), name=name)
 
 

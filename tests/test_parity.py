@@ -83,6 +83,70 @@ def test_lesson_01_minimax_trainer_is_the_package_one():
     assert abs(float(tape.gradient(loss, logits)[0])) < 0.01
 
 
+def test_lesson_02_networks_and_weight_average_are_the_package_ones():
+    lesson = notebook_functions("02_dcgan.ipynb", "dcgan_generator", "dcgan_discriminator")
+    z = np.random.default_rng(0).standard_normal((4, 8)).astype("float32")
+    x = digits((4,))
+    for build_lesson, build_package, inputs, kwargs in [
+            (lesson["dcgan_generator"], gan.dcgan_generator, z, {"latent_dim": 8, "filters": 4}),
+            (lesson["dcgan_discriminator"], gan.dcgan_discriminator, x, {"filters": 4, "refine": True}),
+            (lesson["dcgan_discriminator"], gan.dcgan_discriminator, x, {"filters": 4})]:
+        nets = []
+        for build in (build_lesson, build_package):
+            gan_lessons.set_seed(0)
+            nets.append(build(**kwargs))
+        assert [w.shape for w in nets[0].weights] == [w.shape for w in nets[1].weights]
+        for training in (False, True):
+            np.testing.assert_allclose(np.asarray(nets[0](inputs, training=training)),
+                                       np.asarray(nets[1](inputs, training=training)), rtol=1e-5, atol=1e-6)
+
+    averages = []
+    for average_class in (notebook_class("02_dcgan.ipynb", "GeneratorAverage"), callbacks.GeneratorAverage):
+        gan_lessons.set_seed(0)
+        trainer = gan.GAN(gan.dcgan_generator(8, 4), gan.dcgan_discriminator(4), seed=0)
+        trainer.compile(d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.Adam(1e-2))
+        average = average_class(0.5)
+        average.set_model(trainer)
+        for _ in range(3):
+            trainer.train_step(x)
+            average.on_train_batch_end(0)
+        averages.append([np.asarray(w) for w in trainer.generator_average.weights])
+        # the average moved, and it is not the raw generator
+        assert not all(np.allclose(a, np.asarray(w)) for a, w in zip(averages[-1], trainer.generator.weights))
+    for a, b in zip(*averages):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_lesson_03_networks_and_trainer_are_the_package_cgan():
+    lesson = notebook_definitions("03_conditional_gan.ipynb", {
+        "np": np, "keras": keras, "tf": tf, "layers": keras.layers, "gan": gan, "cgan": cgan, "losses": losses,
+        "metrics": metrics})
+    z = np.random.default_rng(0).standard_normal((4, 8)).astype("float32")
+    y = np.array([0, 3, 7, 9])
+    x = digits((4,)).numpy()
+    for build_lesson, build_package, inputs, kwargs in [
+            (lesson["conditional_generator"], cgan.conditional_generator, [z, y], {"latent_dim": 8, "filters": 4}),
+            (lesson["conditional_discriminator"], cgan.conditional_discriminator, [x, y], {"filters": 4})]:
+        nets = []
+        for build in (build_lesson, build_package):
+            gan_lessons.set_seed(0)
+            nets.append(build(**kwargs))
+        assert [w.shape for w in nets[0].weights] == [w.shape for w in nets[1].weights]
+        for training in (False, True):
+            np.testing.assert_allclose(np.asarray(nets[0](inputs, training=training)),
+                                       np.asarray(nets[1](inputs, training=training)), rtol=1e-5, atol=1e-6)
+
+    for matching_aware in (False, True):
+        def make(cls):
+            trainer = cls(cgan.conditional_generator(8, filters=4), cgan.conditional_discriminator(filters=4),
+                          matching_aware=matching_aware, real_label=0.9, seed=3)
+            trainer.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+                            g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
+            return trainer
+
+        same_step(make, lesson["ConditionalGAN"], cgan.ConditionalGAN, (tf.constant(x), tf.constant(y)))
+
+
 @pytest.mark.parametrize("constraint", [{"gp_weight": 10.0}, {"clip_value": 0.01}])
 def test_lesson_04_trainer_is_the_package_wgan(constraint):
     def make(cls):
