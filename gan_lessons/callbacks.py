@@ -205,7 +205,11 @@ class _Backup(keras.callbacks.BackupAndRestore):
         if marker.is_file():
             raise RuntimeError(f"The run backed up in {self.backup_dir} failed ({marker.read_text()}) and cannot "
                                "be resumed; delete that folder to train again from the start.")
-        super().on_train_begin(logs)
+        try:
+            super().on_train_begin(logs)
+        except ValueError as err:  # a backup of other networks, for example from an older version of a lesson
+            raise RuntimeError(f"The backup in {self.backup_dir} does not fit this model ({str(err).splitlines()[0]}); "
+                               "delete that folder to train again from the start.") from None
 
     def on_train_end(self, logs=None):
         if getattr(self.model, "failure", None):  # left by StopOnNaN: keep the folder, marked failed

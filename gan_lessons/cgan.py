@@ -85,7 +85,8 @@ def conditional_generator(latent_dim=64, num_classes=10, embed_dim=32, filters=6
 
 def conditional_discriminator(num_classes=10, filters=64, refine=True, name="conditional_discriminator"):
     """D(x, y): the label's embedding is drawn as a second 28x28 channel beside the image,
-    and lesson 02's discriminator trunk (with its third convolution when ``refine``) judges both.
+    and lesson 02's discriminator trunk (with its third convolution when ``refine``, the
+    default, as in lesson 02's training) judges both.
 
     D must see the label: otherwise a perfect "3" would pass as real even when G was
     asked for a "7", and G would have no reason to obey the label.

@@ -266,6 +266,10 @@ def mixed_trainer(model):
     if model == "dcgan":
         trainer = gan.GAN(gan.dcgan_generator(8, 4), gan.dcgan_discriminator(4))
         data_ = tf.data.Dataset.from_tensor_slices(x).batch(8)
+    elif model == "cgan":
+        trainer = cgan.ConditionalGAN(cgan.conditional_generator(8, filters=4), cgan.conditional_discriminator(filters=4),
+                                      matching_aware=True)
+        data_ = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     elif model == "wgan-gp":
         trainer = wgan.WGAN(gan.dcgan_generator(8, 4), wgan.critic(4), n_critic=2, gp_weight=10.0)
         data_ = tf.data.Dataset.from_tensor_slices(x).batch(4).batch(2)
@@ -291,7 +295,7 @@ def mixed_trainer(model):
     return trainer, data_
 
 
-@pytest.mark.parametrize("model", ["dcgan", "wgan-gp", "cyclegan", "pix2pix", "stylegan", "diffusion"])
+@pytest.mark.parametrize("model", ["dcgan", "cgan", "wgan-gp", "cyclegan", "pix2pix", "stylegan", "diffusion"])
 def test_every_trainer_trains_in_mixed_float16_with_loss_scaling(mixed_float16, model):
     trainer, dataset = mixed_trainer(model)
     optimizers = [getattr(trainer, name) for name in ("d_optimizer", "g_optimizer", "mapping_optimizer", "optimizer")

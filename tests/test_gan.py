@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import iterations
+from conftest import Interrupt, iterations
 
 import gan_lessons
 from gan_lessons import callbacks, data, gan
@@ -205,3 +205,20 @@ def test_image_grids_refuse_empty_input_and_zero_rows():
         plots.image_grid(np.zeros((0, 28, 28, 1)), "no images")
     with pytest.raises(ValueError, match="frames is empty"):
         plots.save_gif([], "never.gif")
+
+
+def test_a_backup_of_other_networks_is_refused_in_one_sentence(digits, tmp_path):
+    """A backup left by another version of a lesson (other layers) is not loaded half-way."""
+    x, _ = digits
+    dataset, steps = data.make_dataset(x[:128], batch_size=64)
+    first = small_gan()
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(dataset, epochs=3, steps_per_epoch=steps, verbose=0,
+                  callbacks=[callbacks.resume(tmp_path / "backup"), Interrupt(1)])
+    other = gan.GAN(gan.mlp_generator(8, (16, 16)), gan.mlp_discriminator((16,)))
+    other.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
+    with pytest.raises(RuntimeError) as info:
+        other.fit(dataset, epochs=3, steps_per_epoch=steps, verbose=0, callbacks=[callbacks.resume(tmp_path / "backup")])
+    message = str(info.value)
+    assert message.startswith(f"The backup in {tmp_path / 'backup'} does not fit this model (")
+    assert message.endswith("delete that folder to train again from the start.") and "\n" not in message

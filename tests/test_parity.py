@@ -105,13 +105,15 @@ def test_lesson_02_networks_and_weight_average_are_the_package_ones():
         gan_lessons.set_seed(0)
         trainer = gan.GAN(gan.dcgan_generator(8, 4), gan.dcgan_discriminator(4), seed=0)
         trainer.compile(d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.Adam(1e-2))
+        start = [np.asarray(w) for w in trainer.generator.weights]
         average = average_class(0.5)
         average.set_model(trainer)
         for _ in range(3):
             trainer.train_step(x)
             average.on_train_batch_end(0)
         averages.append([np.asarray(w) for w in trainer.generator_average.weights])
-        # the average moved, and it is not the raw generator
+        # the average moved away from the starting weights, and it is not the raw generator
+        assert not all(np.allclose(a, s) for a, s in zip(averages[-1], start))
         assert not all(np.allclose(a, np.asarray(w)) for a, w in zip(averages[-1], trainer.generator.weights))
     for a, b in zip(*averages):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
