@@ -54,7 +54,7 @@ def build_dcgan(seed, total_steps):
 
 def build_cgan(seed, total_steps):
     trainer = cgan.ConditionalGAN(cgan.conditional_generator(LATENT_DIM), cgan.conditional_discriminator(refine=True),
-                                  matching_aware=True, real_label=0.9, seed=seed)
+                                  real_label=0.9, seed=seed)
     return _compiled(trainer, _adam(6e-4), _adam(6e-4), callbacks.GeneratorAverage(0.999))
 
 
@@ -116,8 +116,8 @@ class Spec:
 MODELS = {
     "gan": Spec(build_gan, 60, 64, "the MLP GAN of lesson 01"),
     "dcgan": Spec(build_dcgan, 50, 32, "the DCGAN of lesson 02 (refined D, Adam 6e-4, batch 32, averaged G)"),
-    "cgan": Spec(build_cgan, 50, 32, "the matching-aware conditional GAN of lesson 03 (lesson 02's recipe: refined D, "
-                 "Adam 6e-4, batch 32, averaged G)", "labelled"),
+    "cgan": Spec(build_cgan, 50, 32, "the conditional GAN of lesson 03 (lesson 02's recipe: refined D, Adam 6e-4, "
+                 "batch 32, averaged G)", "labelled"),
     "wgan": Spec(build_wgan, 60, 32, "the weight-clipped WGAN of lesson 04 (RMSprop 5e-5, clip 0.01)", "critic",
                  ("c_loss", "g_loss", "wasserstein")),
     "wgan-gp": Spec(build_wgan_gp, 30, 32, "the WGAN-GP of lesson 04 (refined critic, Adam 5e-4, averaged G)",
