@@ -59,9 +59,14 @@ class SampleGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         images = self.generate()
         canvas = plots.tile(images, rows=self.rows)
-        self.frames = [f for f in self.frames if f[0] != epoch + 1] + [(epoch + 1, canvas)]
+        # Frames after this epoch are left over from an earlier, longer run in the same folder.
+        self.frames = [f for f in self.frames if f[0] < epoch + 1] + [(epoch + 1, canvas)]
         if self.frames_dir is not None:
             import imageio.v2 as imageio
+
+            for path in self.frames_dir.glob("epoch_*.png"):
+                if int(path.stem.split("_")[1]) > epoch + 1:
+                    path.unlink()
 
             imageio.imwrite(self.frames_dir / f"epoch_{epoch + 1:04d}.png",
                             np.round(canvas * 255).astype(np.uint8))

@@ -194,6 +194,11 @@ def test_sample_grid_and_gif(digits, tmp_path):
     assert grid.save_gif(tmp_path / "progress.gif").stat().st_size > 0
     with pytest.raises(ValueError, match="every must be a positive integer"):
         grid.save_gif(tmp_path / "x.gif", every=0)
+    # A shorter run in the same folder drops the frames the longer one left after its last epoch.
+    again = callbacks.SampleGrid(np.zeros((16, 16), "float32"), frames_dir=tmp_path / "frames")
+    small_gan().fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[again])
+    assert [f[0] for f in again.frames] == [1]
+    assert [p.name for p in (tmp_path / "frames").glob("epoch_*.png")] == ["epoch_0001.png"]
 
 
 def test_image_grids_refuse_empty_input_and_zero_rows():
