@@ -268,8 +268,9 @@ def fid_floor(n=1000):
 
 def scale(n=1000):
     """Landmarks of the FID scale at sample size ``n``, against held-out digits:
-    ``real_vs_real`` (the floor), ``one_class_vs_real`` (n train digits that are all 1s,
-    a collapsed generator) and ``noise_vs_real`` (uniform noise in [-1, 1])."""
+    ``real_vs_real`` (the floor), ``one_class_vs_real`` (up to n training digits that are
+    all 1s, a collapsed generator: 400 with the bundled digits) and ``noise_vs_real``
+    (uniform noise in [-1, 1])."""
     n = checks.count("n", n, minimum=2)
 
     def landmarks():
