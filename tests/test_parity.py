@@ -83,6 +83,19 @@ def test_lesson_01_minimax_trainer_is_the_package_one():
     assert abs(float(tape.gradient(loss, logits)[0])) < 0.01
 
 
+def same_network(build_lesson, build_package, inputs, **kwargs):
+    """The lesson's builder and the package's, from the same seed: the same weights' shapes and
+    the same outputs, in inference and in training mode."""
+    nets = []
+    for build in (build_lesson, build_package):
+        gan_lessons.set_seed(0)
+        nets.append(build(**kwargs))
+    assert [w.shape for w in nets[0].weights] == [w.shape for w in nets[1].weights]
+    for training in (False, True):
+        np.testing.assert_allclose(np.asarray(nets[0](inputs, training=training)),
+                                   np.asarray(nets[1](inputs, training=training)), rtol=1e-5, atol=1e-6)
+
+
 def test_lesson_02_networks_and_weight_average_are_the_package_ones():
     lesson = notebook_functions("02_dcgan.ipynb", "dcgan_generator", "dcgan_discriminator")
     z = np.random.default_rng(0).standard_normal((4, 8)).astype("float32")
@@ -91,14 +104,7 @@ def test_lesson_02_networks_and_weight_average_are_the_package_ones():
             (lesson["dcgan_generator"], gan.dcgan_generator, z, {"latent_dim": 8, "filters": 4}),
             (lesson["dcgan_discriminator"], gan.dcgan_discriminator, x, {"filters": 4, "refine": True}),
             (lesson["dcgan_discriminator"], gan.dcgan_discriminator, x, {"filters": 4})]:
-        nets = []
-        for build in (build_lesson, build_package):
-            gan_lessons.set_seed(0)
-            nets.append(build(**kwargs))
-        assert [w.shape for w in nets[0].weights] == [w.shape for w in nets[1].weights]
-        for training in (False, True):
-            np.testing.assert_allclose(np.asarray(nets[0](inputs, training=training)),
-                                       np.asarray(nets[1](inputs, training=training)), rtol=1e-5, atol=1e-6)
+        same_network(build_lesson, build_package, inputs, **kwargs)
 
     averages = []
     for average_class in (notebook_class("02_dcgan.ipynb", "GeneratorAverage"), callbacks.GeneratorAverage):
@@ -129,14 +135,7 @@ def test_lesson_03_networks_and_trainer_are_the_package_cgan():
     for build_lesson, build_package, inputs, kwargs in [
             (lesson["conditional_generator"], cgan.conditional_generator, [z, y], {"latent_dim": 8, "filters": 4}),
             (lesson["conditional_discriminator"], cgan.conditional_discriminator, [x, y], {"filters": 4})]:
-        nets = []
-        for build in (build_lesson, build_package):
-            gan_lessons.set_seed(0)
-            nets.append(build(**kwargs))
-        assert [w.shape for w in nets[0].weights] == [w.shape for w in nets[1].weights]
-        for training in (False, True):
-            np.testing.assert_allclose(np.asarray(nets[0](inputs, training=training)),
-                                       np.asarray(nets[1](inputs, training=training)), rtol=1e-5, atol=1e-6)
+        same_network(build_lesson, build_package, inputs, **kwargs)
 
     for matching_aware in (False, True):
         def make(cls):
