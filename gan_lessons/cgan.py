@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from gan_lessons import checks, distribute, losses
+from gan_lessons import checks, losses
 from gan_lessons.gan import GAN, IMAGE_SHAPE, conv_trunk, dcgan_generator
 
 
@@ -116,10 +116,7 @@ class ConditionalGAN(GAN):
         self.matching_aware = bool(matching_aware)
 
     def random_labels(self, batch_size, low=0):
-        """Labels for ``batch_size`` samples (this replica's rows of the global batch's labels)."""
-        labels = keras.random.randint((distribute.global_size(batch_size),), low, self.num_classes,
-                                      seed=self.seed_generator)
-        return distribute.rows(labels)
+        return keras.random.randint((batch_size,), low, self.num_classes, seed=self.seed_generator)
 
     def train_step(self, data):
         if not isinstance(data, tuple):
@@ -144,7 +141,8 @@ class ConditionalGAN(GAN):
                     wrong_logits = self.discriminator([real, wrong], training=True)
                     # Fakes and mismatched real pairs share the "fake" half of the loss equally.
                     d_loss = 0.5 * (d_loss + losses.discriminator_loss(real_logits, wrong_logits, self.real_label))
-            grads = distribute.gradients(tape, d_loss, self.discriminator.trainable_variables, self.d_optimizer)
+                scaled = self.d_optimizer.scale_loss(d_loss)
+            grads = tape.gradient(scaled, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
         # 2. Generator: make D accept (G(z, y), y) for random labels y.
@@ -153,7 +151,8 @@ class ConditionalGAN(GAN):
             fake = self.generator([self.noise(batch_size), gen_labels], training=True)
             fake_logits = self.discriminator([fake, gen_labels], training=True)
             g_loss = losses.generator_loss(fake_logits)
-        grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables, self.g_optimizer)
+            scaled = self.g_optimizer.scale_loss(g_loss)
+        grads = tape.gradient(scaled, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
         # 3. Running means of d_loss, g_loss, D(x) and D(G(z)), in the order of self.metrics.

@@ -144,6 +144,91 @@ def gather(values):
     return values if replicas() == 1 else _context().all_gather(values, axis=0)
 
 
+# --------------------------------------- what a trainer needs under a strategy, from outside
+
+
+def replicas():
+    """The number of replicas taking part in the current step (1 outside a strategy's ``run``)."""
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()  # None in cross-replica context
+    return 1 if context is None else int(context.num_replicas_in_sync)
+
+
+@functools.lru_cache(maxsize=None)
+def _over_replicas(cls):
+    """``cls`` (an optimizer class) with ``scale_loss`` also divided by the number of replicas
+    and, for a loss-scale optimizer, overflow checked on all replicas together."""
+    import keras
+    import tensorflow as tf
+
+    def scale_loss(self, loss):
+        # Keras adds up the replicas' gradients: each replica takes 1/n of its batch mean,
+        # so that the sum is the gradient of the mean over the global batch.
+        return super(subclass, self).scale_loss(loss) / replicas()
+
+    def check_finite(self, grads):
+        # Keras's LossScaleOptimizer looks at one replica's gradients; an overflow on any
+        # replica must skip the step on all of them (the sum would carry it everywhere).
+        overflowed = 1.0 - tf.cast(super(subclass, self).check_finite(grads), tf.float32)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            overflowed = context.all_reduce(tf.distribute.ReduceOp.SUM, overflowed)
+        return overflowed == 0
+
+    methods = {"scale_loss": scale_loss}
+    if issubclass(cls, keras.optimizers.LossScaleOptimizer):
+        methods["check_finite"] = check_finite
+    subclass = type(cls.__name__, (cls,), methods)
+    return subclass
+
+
+def optimizer(optimizer):
+    """``optimizer`` as a trainer under the current strategy and dtype policy needs it; call it
+    inside ``strategy.scope()``, on the optimizers given to ``compile``.
+
+    The course's ``train_step`` takes its gradients of ``optimizer.scale_loss(loss)``, as
+    Keras's own does. Under the ``mixed_float16`` policy the optimizer is wrapped in Keras's
+    ``LossScaleOptimizer`` (float16 gradients below about 6e-8 would become 0: it scales the
+    loss up, the gradients back down, and skips a step that overflowed). With several
+    replicas its ``scale_loss`` also divides by their number, because Keras adds up the
+    replicas' gradients. On one device in float32 it is returned unchanged.
+    """
+    import keras
+    import tensorflow as tf
+
+    if keras.config.dtype_policy().name == "mixed_float16" and not isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        optimizer.__class__ = _over_replicas(type(optimizer))  # same state, one method more
+    return optimizer
+
+
+class _ReplicaSeeds:
+    """Mixed into a trainer's ``keras.random.SeedGenerator``: every replica reads the same
+    seed state, so each draw is offset by the replica's number (replica 0 draws as one device)."""
+
+    def next(self, ordered=True):
+        import tensorflow as tf
+
+        seed = super().next(ordered)
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return seed
+        replica = tf.cast(context.replica_id_in_sync_group, seed.dtype)
+        return seed + tf.stack([replica * tf.cast(1_000_003, seed.dtype), tf.zeros_like(replica)])
+
+
+def replica_seeds(trainer):
+    """Make each replica of ``trainer`` draw its own noise from ``trainer.seed_generator``
+    (without this, every replica would draw the same numbers). Returns ``trainer``."""
+    generator = trainer.seed_generator
+    if not isinstance(generator, _ReplicaSeeds):
+        generator.__class__ = type(type(generator).__name__, (_ReplicaSeeds, type(generator)), {})
+    return trainer
+
+
 # ------------------------------------------------------------------- the strategies
 
 

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from gan_lessons import checks, distribute, losses
+from gan_lessons import checks, losses
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -109,29 +109,25 @@ class GAN(keras.Model):
     Each training step takes ``d_steps`` (k) discriminator steps on the batch of real
     images, each against fresh fakes, then one generator step on fresh noise.
     ``real_label`` below 1 (for example 0.9) is one-sided label smoothing.
-
-    The step is lesson 01's, plus what several devices need (``distribute``): noise
-    drawn for the global batch, and gradients divided by the number of replicas.
-    On one device both are no-ops.
     """
 
     def __init__(self, generator, discriminator, d_steps=1, real_label=1.0, seed=0):
         super().__init__()
+        checks.fits(generator, discriminator)                  # G's images are what D reads
         self.generator = generator
         self.discriminator = discriminator
-        self.latent_dim = int(generator.inputs[0].shape[-1])
-        self.d_steps = checks.count("d_steps", d_steps)  # k in the paper
+        self.latent_dim = int(generator.inputs[0].shape[-1])  # length of the noise vector z
+        self.d_steps = checks.count("d_steps", d_steps)       # k in the paper
         self.real_label = checks.number("real_label", real_label, 0.5, 1.0, low_open=True)
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = keras.random.SeedGenerator(seed)  # the noise of training, seeded
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="D(x)")
         self.d_fake_tracker = keras.metrics.Mean(name="D(G(z))")
         self.built = True  # both networks are built; Keras's checkpoint callback needs this
 
-    def compile(self, *, d_optimizer, g_optimizer):
+    def compile(self, d_optimizer, g_optimizer):
         super().compile(optimizer=None)  # each player has its own optimizer
-        d_optimizer, g_optimizer = distribute.for_policy(d_optimizer), distribute.for_policy(g_optimizer)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         # Build each optimizer on its player's weights now, so that checkpoints hold its state.
@@ -144,14 +140,11 @@ class GAN(keras.Model):
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
 
     def generator_loss(self, fake_logits):
-        """What G minimises: the non-saturating -log D(G(z)). Lesson 01's MinimaxGAN
-        overrides it with the saturating log(1 - D(G(z)))."""
+        # What G minimises: the non-saturating -log D(G(z)).
         return losses.generator_loss(fake_logits)
 
     def noise(self, batch_size):
-        """Noise for ``batch_size`` samples (this replica's rows of the global batch's noise)."""
-        z = keras.random.normal((distribute.global_size(batch_size), self.latent_dim), seed=self.seed_generator)
-        return distribute.rows(z)
+        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
 
     def train_step(self, real):
         batch_size = tf.shape(real)[0]
@@ -163,7 +156,8 @@ class GAN(keras.Model):
                 real_logits = self.discriminator(real, training=True)
                 fake_logits = self.discriminator(fake, training=True)
                 d_loss = losses.discriminator_loss(real_logits, fake_logits, self.real_label)
-            grads = distribute.gradients(tape, d_loss, self.discriminator.trainable_variables, self.d_optimizer)
+                scaled = self.d_optimizer.scale_loss(d_loss)  # d_loss itself, unless mixed precision
+            grads = tape.gradient(scaled, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
         # 2. One generator step on fresh noise: make D call the fakes real, -log D(G(z)).
@@ -171,7 +165,8 @@ class GAN(keras.Model):
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(self.generator(self.noise(batch_size), training=True), training=True)
             g_loss = self.generator_loss(fake_logits)
-        grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables, self.g_optimizer)
+            scaled = self.g_optimizer.scale_loss(g_loss)
+        grads = tape.gradient(scaled, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
         # 3. Running means of the epoch, for the progress line and the history.
@@ -183,8 +178,7 @@ class GAN(keras.Model):
 
 
 class MinimaxGAN(GAN):
-    """The same game with the saturating generator loss log(1 - D(G(z))) of the original
-    minimax objective (lesson 01, section 7: it stalls against a strong discriminator)."""
+    """The same game, but G minimises the saturating log(1 - D(G(z)))."""
 
     def generator_loss(self, fake_logits):
         return losses.minimax_generator_loss(fake_logits)

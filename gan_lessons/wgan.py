@@ -9,8 +9,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from gan_lessons import checks, distribute, losses
-from gan_lessons.gan import IMAGE_SHAPE, conv_trunk
+from gan_lessons import checks, losses
+from gan_lessons.gan import GAN, IMAGE_SHAPE, conv_trunk
 
 
 def critic(filters=64, refine=False, name="critic"):
@@ -55,7 +55,7 @@ def wasserstein_1d(a, b):
     return float(np.mean(np.abs(a - b)))
 
 
-class WGAN(keras.Model):
+class WGAN(GAN):
     """Wasserstein GAN: the critic widens E[f(x)] - E[f(G(z))], the generator narrows it.
 
     Give exactly one way to keep f Lipschitz: ``clip_value=c`` (WGAN: every critic
@@ -69,44 +69,26 @@ class WGAN(keras.Model):
 
     Logged: ``c_loss`` (with the penalty), ``g_loss``, ``wasserstein`` (the estimate
     E[f(x)] - E[f(G(z))] of the last critic step) and, for WGAN-GP, ``gp``.
-
-    Under ``tf.distribute`` (see ``distribute``) noise and epsilon are drawn for the global
-    batch, gradients are divided by the number of replicas, and the stacked batches are split along
-    their second axis (``distribute.split_dataset(..., batch_axis=1)``).
     """
 
     def __init__(self, generator, critic, n_critic=5, clip_value=None, gp_weight=None, seed=0):
-        super().__init__()
+        super().__init__(generator, critic, seed=seed)  # lesson 01's networks, noise and compile
         if (clip_value is None) == (gp_weight is None):
             raise checks.BadArgument("Give exactly one of clip_value (WGAN) and gp_weight (WGAN-GP); "
                                      f"got clip_value={clip_value!r}, gp_weight={gp_weight!r}.")
-        self.generator = generator
-        self.critic = critic
-        self.latent_dim = int(generator.inputs[0].shape[-1])
         self.n_critic = checks.count("n_critic", n_critic)
         self.clip_value = None if clip_value is None else checks.number("clip_value", clip_value, 0, low_open=True)
         self.gp_weight = None if gp_weight is None else checks.number("gp_weight", gp_weight, 0, low_open=True)
-        self.seed_generator = keras.random.SeedGenerator(seed)
         names = ["c_loss", "g_loss", "wasserstein"] + (["gp"] if self.gp_weight else [])
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
-        self.built = True  # both networks are built; Keras's checkpoint callback needs this
 
-    def compile(self, *, d_optimizer, g_optimizer):
-        """``d_optimizer`` trains the critic (RMSprop for clipping, Adam for the penalty)."""
-        super().compile(optimizer=None)
-        d_optimizer, g_optimizer = distribute.for_policy(d_optimizer), distribute.for_policy(g_optimizer)
-        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
-        d_optimizer.build(self.critic.trainable_variables)
-        g_optimizer.build(self.generator.trainable_variables)
+    @property
+    def critic(self):
+        return self.discriminator  # lesson 01's discriminator, under its WGAN name
 
     @property
     def metrics(self):
         return list(self.trackers.values())
-
-    def noise(self, batch_size):
-        """Noise for ``batch_size`` samples (this replica's rows of the global batch's noise)."""
-        z = keras.random.normal((distribute.global_size(batch_size), self.latent_dim), seed=self.seed_generator)
-        return distribute.rows(z)
 
     def train_step(self, real_batches):
         if real_batches.shape[0] not in (None, self.n_critic):
@@ -125,11 +107,11 @@ class WGAN(keras.Model):
                 total = c_loss
                 if self.gp_weight:
                     # A gradient of a gradient: the penalty's own tape sits inside this one.
-                    epsilon = distribute.rows(keras.random.uniform((distribute.global_size(batch_size),),
-                                                                   seed=self.seed_generator))
+                    epsilon = keras.random.uniform((batch_size,), seed=self.seed_generator)
                     gp = losses.gradient_penalty(self.critic, real, fake, self.gp_weight, epsilon)
                     total = c_loss + gp
-            grads = distribute.gradients(tape, total, self.critic.trainable_variables, self.d_optimizer)
+                scaled = self.d_optimizer.scale_loss(total)
+            grads = tape.gradient(scaled, self.critic.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
             if self.clip_value:
                 # 2. Weight clipping keeps f in a compact set of functions (K-Lipschitz for some K).
@@ -140,7 +122,8 @@ class WGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake_scores = self.critic(self.generator(self.noise(batch_size), training=True), training=True)
             g_loss = losses.wasserstein_generator_loss(fake_scores)
-        grads = distribute.gradients(tape, g_loss, self.generator.trainable_variables, self.g_optimizer)
+            scaled = self.g_optimizer.scale_loss(g_loss)
+        grads = tape.gradient(scaled, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
         # 4. Running means; the Wasserstein estimate is minus the critic loss without the penalty.

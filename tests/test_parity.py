@@ -7,8 +7,11 @@ training step on the same batch, the same losses and the same weights out.
 """
 
 import ast
+import difflib
+import inspect
 import json
 import re
+import textwrap
 from pathlib import Path
 
 import keras
@@ -17,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 import gan_lessons
-from gan_lessons import callbacks, cgan, cyclegan, data, gan, losses, metrics, pix2pix, plots, wgan
+from gan_lessons import callbacks, cgan, checks, cyclegan, data, gan, losses, metrics, pix2pix, plots, wgan
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -30,10 +33,33 @@ def notebook_class(notebook, name, **names):
     found = [s for s in sources if re.search(rf"^class {name}\(", s, re.M)]
     assert len(found) == 1, f"{notebook} should define class {name} in one code cell"
     namespace = {"keras": keras, "tf": tf, "np": np, "layers": keras.layers, "gan_lessons": gan_lessons,
-                 "callbacks": callbacks, "cgan": cgan, "cyclegan": cyclegan, "data": data, "gan": gan,
+                 "callbacks": callbacks, "cgan": cgan, "checks": checks, "cyclegan": cyclegan, "data": data, "gan": gan,
                  "losses": losses, "metrics": metrics, "pix2pix": pix2pix, "plots": plots, "wgan": wgan, **names}
     exec(compile(found[0], f"{notebook}:{name}", "exec"), namespace)
     return namespace[name]
+
+
+def _body(tree, name):
+    """The statements of ``class name`` in ``tree``, docstrings removed, as text: what a reader
+    compares, without comments, whitespace, docstrings and the base classes."""
+    [node] = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == name]
+    for part in ast.walk(node):
+        if isinstance(part, (ast.ClassDef, ast.FunctionDef)) and part.body and isinstance(
+                part.body[0], ast.Expr) and isinstance(part.body[0].value, ast.Constant) and isinstance(
+                part.body[0].value.value, str):
+            part.body = part.body[1:] or [ast.Pass()]
+    return [ast.unparse(statement) for statement in node.body]
+
+
+def same_source(notebook, name, package_class):
+    """The notebook's ``class name`` has the package class's text, statement by statement
+    (comments, docstrings, whitespace and base classes aside)."""
+    cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
+    [cell] = ["".join(c["source"]) for c in cells
+              if c["cell_type"] == "code" and re.search(rf"^class {name}\(", "".join(c["source"]), re.M)]
+    lesson = _body(ast.parse(cell), name)
+    package = _body(ast.parse(textwrap.dedent(inspect.getsource(package_class))), package_class.__name__)
+    assert lesson == package, "\n".join(difflib.unified_diff(package, lesson, "package", notebook, lineterm=""))
 
 
 def same_step(make_trainer, lesson_class, package_class, batch):
@@ -65,6 +91,7 @@ def test_lesson_01_trainer_is_the_package_gan():
         return trainer
 
     same_step(make, notebook_class("01_mlp_gan.ipynb", "GAN"), gan.GAN, digits((16,)))
+    same_source("01_mlp_gan.ipynb", "GAN", gan.GAN)
 
 
 def test_lesson_01_minimax_trainer_is_the_package_one():
@@ -76,6 +103,7 @@ def test_lesson_01_minimax_trainer_is_the_package_one():
 
     lesson_class = notebook_class("01_mlp_gan.ipynb", "MinimaxGAN", GAN=notebook_class("01_mlp_gan.ipynb", "GAN"))
     same_step(make, lesson_class, gan.MinimaxGAN, digits((16,)))
+    same_source("01_mlp_gan.ipynb", "MinimaxGAN", gan.MinimaxGAN)
     # and it is the saturating loss: for a confidently rejected fake, the gradient nearly vanishes
     logits = tf.Variable([-6.0])
     with tf.GradientTape() as tape:
@@ -128,7 +156,7 @@ def test_lesson_02_networks_and_weight_average_are_the_package_ones():
 def test_lesson_03_networks_and_trainer_are_the_package_cgan():
     lesson = notebook_definitions("03_conditional_gan.ipynb", {
         "np": np, "keras": keras, "tf": tf, "layers": keras.layers, "gan": gan, "cgan": cgan, "losses": losses,
-        "metrics": metrics})
+        "metrics": metrics, "checks": checks})
     z = np.random.default_rng(0).standard_normal((4, 8)).astype("float32")
     y = np.array([0, 3, 7, 9])
     x = digits((4,)).numpy()
@@ -146,6 +174,7 @@ def test_lesson_03_networks_and_trainer_are_the_package_cgan():
             return trainer
 
         same_step(make, lesson["ConditionalGAN"], cgan.ConditionalGAN, (tf.constant(x), tf.constant(y)))
+    same_source("03_conditional_gan.ipynb", "ConditionalGAN", cgan.ConditionalGAN)
 
 
 @pytest.mark.parametrize("constraint", [{"gp_weight": 10.0}, {"clip_value": 0.01}])
@@ -157,6 +186,7 @@ def test_lesson_04_trainer_is_the_package_wgan(constraint):
         return trainer
 
     same_step(make, notebook_class("04_wgan.ipynb", "WGAN"), wgan.WGAN, digits((3, 8)))
+    same_source("04_wgan.ipynb", "WGAN", wgan.WGAN)
 
 
 def test_lesson_05_train_step_is_the_package_cyclegan():
