@@ -19,5 +19,5 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     ) from exc
 
 from gan_lessons import checks, classifier, data, losses, metrics, plots, runtime  # noqa: E402,F401
-from gan_lessons import callbacks, cgan, cyclegan, diffusion, gan, pix2pix, stylegan, wgan  # noqa: E402,F401
+from gan_lessons import callbacks, cgan, cyclegan, diffusion, digit_tasks, gan, pix2pix, stylegan, wgan  # noqa: E402,F401
 from gan_lessons.runtime import is_quick, pick, set_seed, setup  # noqa: E402,F401

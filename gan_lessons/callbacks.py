@@ -1,6 +1,6 @@
-"""Callbacks for ``fit``: a sample grid per epoch (and the GIF made from it), FID per
-epoch, a per-epoch history file, resuming after a disconnect, stopping on NaN losses,
-a moving average of the generator's weights, and a one-line progress bar."""
+"""Callbacks for ``fit``: a sample grid per epoch (and the GIF made from it), FID per epoch, a
+per-epoch history file, resuming after a disconnect, stopping on NaN losses, a moving average of
+the generator's weights, and a one-line progress bar."""
 
 import json
 import math
@@ -17,10 +17,9 @@ from gan_lessons import checks, metrics, plots
 class SampleGrid(keras.callbacks.Callback):
     """Draws the generator's output on the same fixed inputs after every epoch.
 
-    Fixed noise means the frames differ only because the generator learned, so
-    they can be compared and played as a GIF. Frames are kept in ``self.frames``
-    and, when ``frames_dir`` is given, saved as PNGs there, so that a resumed run
-    (after a kernel restart) still has the earlier epochs.
+    Fixed noise means the frames differ only because the generator learned, so they can be
+    compared and played as a GIF. Frames are kept in ``self.frames`` and, when ``frames_dir`` is
+    given, saved as PNGs there, so that a resumed run (after a kernel restart) keeps them.
 
     Args:
         inputs: fixed generator input (noise, or [noise, labels]).
@@ -35,23 +34,18 @@ class SampleGrid(keras.callbacks.Callback):
     def __init__(self, inputs, generator=None, frames_dir=None, show_every=0, rows=None,
                  title="Samples from fixed noise"):
         super().__init__()
-        self.inputs = inputs
-        self.generator = generator
+        self.inputs, self.generator, self.show_every, self.rows, self.title = inputs, generator, show_every, rows, title
         self.frames_dir = Path(frames_dir) if frames_dir else None
-        self.show_every = show_every
-        self.rows = rows
-        self.title = title
         self.frames = []  # list of (epoch, tiled array in [0, 1])
 
     def on_train_begin(self, logs=None):
         self.frames = []
-        if self.frames_dir is not None:
-            self.frames_dir.mkdir(parents=True, exist_ok=True)
+        if self.frames_dir is not None:  # a resumed run: the frames of the epochs done
             import imageio.v2 as imageio
 
-            for path in sorted(self.frames_dir.glob("epoch_*.png")):
-                epoch = int(path.stem.split("_")[1])
-                self.frames.append((epoch, imageio.imread(path).astype(np.float32) / 255.0))
+            self.frames_dir.mkdir(parents=True, exist_ok=True)
+            self.frames = [(_epoch(path), imageio.imread(path).astype(np.float32) / 255.0)
+                           for path in sorted(self.frames_dir.glob("epoch_*.png"))]
 
     def generate(self):
         return np.asarray((self.generator or self.model.generator)(self.inputs, training=False))
@@ -65,9 +59,8 @@ class SampleGrid(keras.callbacks.Callback):
             import imageio.v2 as imageio
 
             for path in self.frames_dir.glob("epoch_*.png"):
-                if int(path.stem.split("_")[1]) > epoch + 1:
+                if _epoch(path) > epoch + 1:
                     path.unlink()
-
             imageio.imwrite(self.frames_dir / f"epoch_{epoch + 1:04d}.png",
                             np.round(canvas * 255).astype(np.uint8))
         if self.show_every and (epoch + 1) % self.show_every == 0:
@@ -80,11 +73,9 @@ class SampleGrid(keras.callbacks.Callback):
             plt.close(fig)
 
     def save_gif(self, path, duration=0.25, every=1, scale=3):
-        """Write the frames collected so far to a GIF labelled with epoch numbers.
-
-        ``every`` keeps every n-th frame (the last one always), which keeps the GIF
-        of a long run small enough to embed in a notebook; ``scale`` enlarges pixels.
-        """
+        """Write the frames collected so far to a GIF labelled with epoch numbers. ``every`` keeps
+        every n-th frame (the last one always), which keeps the GIF of a long run small enough to
+        embed in a notebook; ``scale`` enlarges pixels."""
         every = checks.count("every", every)
         frames = sorted(self.frames, key=lambda f: f[0])
         frames = [f for i, f in enumerate(frames) if i % every == 0 or i == len(frames) - 1]
@@ -92,21 +83,20 @@ class SampleGrid(keras.callbacks.Callback):
                               labels=[f"epoch {f[0]}" for f in frames])
 
 
-class HistoryFile(keras.callbacks.Callback):
-    """Appends each epoch's logs and wall seconds to a JSON file.
+def _epoch(frame_path):
+    return int(frame_path.stem.split("_")[1])
 
-    Unlike Keras's in-memory ``History``, the file survives an interruption: a
-    resumed run appends to what the first part wrote.
-    """
+
+class HistoryFile(keras.callbacks.Callback):
+    """Appends each epoch's logs and wall seconds to a JSON file. Unlike Keras's in-memory
+    ``History``, the file survives an interruption: a resumed run appends to what was written."""
 
     def __init__(self, path):
         super().__init__()
         self.path = Path(path)
 
     def read(self):
-        if self.path.is_file():
-            return json.loads(self.path.read_text())
-        return {"epoch": [], "seconds": []}
+        return json.loads(self.path.read_text()) if self.path.is_file() else {"epoch": [], "seconds": []}
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -130,8 +120,7 @@ class StopOnNaN(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
-        self.stopped_at = None
-        self.message = None
+        self.stopped_at, self.message = None, None
 
     def _check(self, logs, where):
         for key, value in (logs or {}).items():
@@ -154,18 +143,12 @@ class StopOnNaN(keras.callbacks.Callback):
 
 
 class GeneratorAverage(keras.callbacks.Callback):
-    """Keeps ``model.generator_average``: a copy of the generator whose every weight
-    (BatchNorm's running statistics included) is an exponential moving average of the
-    generator's weights, updated after each training step:
-
-        average <- momentum * average + (1 - momentum) * weight
-
-    With momentum 0.999 it averages about the last 1,000 steps. Training never uses it;
-    it smooths out the jitter of the last steps and usually draws cleaner digits. The
-    copy is made when ``fit`` starts, as an attribute of the trainer, so a checkpoint
-    (``resume``) saves and restores it with the rest. ``network`` names the trainer's
-    attribute to average (a diffusion trainer's "denoiser": ``model.denoiser_average``).
-    """
+    """Keeps ``model.generator_average``, a copy of the generator whose every weight (BatchNorm's
+    statistics included) is updated after each step as ``momentum * average + (1 - momentum) *
+    weight``: with momentum 0.999, about the last 1,000 steps. Training never uses it; it smooths
+    out the last steps' jitter and usually draws cleaner digits. Made when ``fit`` starts, as an
+    attribute of the trainer, so a checkpoint (``resume``) keeps it. ``network`` names the
+    trainer's network to average ("denoiser": ``model.denoiser_average``)."""
 
     def __init__(self, momentum=0.999, network="generator"):
         super().__init__()
@@ -191,16 +174,17 @@ class GeneratorAverage(keras.callbacks.Callback):
             average.assign(m * average + (1.0 - m) * weight)
 
 
-def resume(backup_dir):
-    """A callback that makes ``fit`` resumable after an interruption.
+class BackupRefused(RuntimeError):
+    """A backup that ``resume`` will not load (a failed run, or other networks)."""
 
-    Keras's ``BackupAndRestore`` saves the trainer (both networks and both
-    optimizers' state) at the end of every epoch; when ``fit`` is called again
-    after a crash, kernel restart or Ctrl-C, it reloads that state and continues
-    from the next epoch. The backup is deleted when training finishes, except after
-    ``StopOnNaN`` stopped it: then the folder is marked failed, and the next ``fit``
-    with this backup folder refuses to start rather than "resume" a broken run.
-    """
+
+def resume(backup_dir):
+    """A callback that makes ``fit`` resumable after an interruption: Keras's ``BackupAndRestore``
+    saves the trainer (networks and optimizers' state) after every epoch, and a ``fit`` called
+    again after a crash, kernel restart or Ctrl-C continues from the next epoch. The backup is
+    deleted when training finishes, except after ``StopOnNaN`` stopped it: then the folder is
+    marked failed, and ``fit`` with it refuses to start (``BackupRefused``), as it does for a
+    backup of other networks."""
     return _Backup(str(backup_dir), save_freq="epoch", delete_checkpoint=True)
 
 
@@ -208,13 +192,14 @@ class _Backup(keras.callbacks.BackupAndRestore):
     def on_train_begin(self, logs=None):
         marker = Path(self.backup_dir) / "FAILED"
         if marker.is_file():
-            raise RuntimeError(f"The run backed up in {self.backup_dir} failed ({marker.read_text()}) and cannot "
-                               "be resumed; delete that folder to train again from the start.")
+            raise BackupRefused(f"The run backed up in {self.backup_dir} failed ({marker.read_text()}) and cannot "
+                                "be resumed; delete that folder to train again from the start.")
         try:
             super().on_train_begin(logs)
         except ValueError as err:  # a backup of other networks, for example from an older version of a lesson
-            raise RuntimeError(f"The backup in {self.backup_dir} does not fit this model ({str(err).splitlines()[0]}); "
-                               "delete that folder to train again from the start.") from None
+            reason = str(err).strip().splitlines()[0].split(". ")[0].rstrip(".:")
+            raise BackupRefused(f"The backup in {self.backup_dir} does not fit this model ({reason}); delete that "
+                                "folder to train again from the start.") from None
 
     def on_train_end(self, logs=None):
         if getattr(self.model, "failure", None):  # left by StopOnNaN: keep the folder, marked failed
@@ -232,9 +217,9 @@ def _clock(seconds):
 class Progress(keras.callbacks.Callback):
     """A one-line progress bar over epochs: losses, elapsed and remaining time.
 
-    In a notebook the line updates in place (so a saved notebook shows the final
-    state, not hundreds of lines); in a terminal it is redrawn with a carriage
-    return. Use with ``fit(..., verbose=0)``.
+    In a notebook the line updates in place (a saved notebook shows the final state, not hundreds
+    of lines); in a terminal it is redrawn with a carriage return; a log file gets a line per
+    epoch. Use with ``fit(..., verbose=0)``.
 
     Args:
         keys: which logs to show (default: every log whose name ends in "loss").
@@ -244,64 +229,48 @@ class Progress(keras.callbacks.Callback):
             ``fit`` more epochs than the budget can hold).
     """
 
+    def __new__(cls, keys=None, width=24, seconds=None):
+        # Keras waits for every step to finish before calling a callback whose class defines a
+        # step hook; without a time budget there is nothing to do after a step, so no hook.
+        return super().__new__(_TimedProgress if seconds is not None and cls is Progress else cls)
+
     def __init__(self, keys=None, width=24, seconds=None):
         super().__init__()
-        self.keys = keys
-        self.width = width
+        self.keys, self.width = keys, width
         self.seconds = None if seconds is None else checks.number("seconds", seconds, 0.0, low_open=True)
-        self._handle = None
-        if self.seconds is None:
-            # Without a time budget there is nothing to do after each step. Keras calls a
-            # callback's batch hook only when it is overridden, and each call costs a sync.
-            self.on_train_batch_end = keras.callbacks.Callback.on_train_batch_end.__get__(self)
-
-    def _in_notebook(self):
-        try:
-            from IPython import get_ipython
-
-            shell = get_ipython()
-            return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
-        except ImportError:  # pragma: no cover
-            return False
 
     def _show(self, text, final=False):
-        if self._notebook:
+        if self._handle is not None:  # a notebook
+            self._handle.update({"text/plain": text}, raw=True)
+        elif self._notebook:
             from IPython.display import display
 
-            if self._handle is None:
-                self._handle = display({"text/plain": text}, raw=True, display_id=True)
-            else:
-                self._handle.update({"text/plain": text}, raw=True)
+            self._handle = display({"text/plain": text}, raw=True, display_id=True)
         else:
             import sys
 
-            if sys.stdout.isatty():
-                sys.stdout.write("\r" + text + ("\n" if final else ""))
-            else:  # a log file: one line per epoch
-                sys.stdout.write(text + "\n")
+            tty = sys.stdout.isatty()  # a terminal redraws the line; a log file gets a line per epoch
+            sys.stdout.write(("\r" + text + ("\n" if final else "")) if tty else text + "\n")
             sys.stdout.flush()
 
     def on_train_begin(self, logs=None):
-        self._notebook = self._in_notebook()
-        self._handle = None
-        self._start = time.perf_counter()
-        self._epochs = self.params.get("epochs") or 0
-        self._first = None
+        try:
+            from IPython import get_ipython
+
+            self._notebook = type(get_ipython()).__name__ == "ZMQInteractiveShell"
+        except ImportError:  # pragma: no cover
+            self._notebook = False
+        self._handle, self._first = None, None
+        self._start, self._epochs = time.perf_counter(), self.params.get("epochs") or 0
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._first is None:
             self._first = epoch  # a resumed run starts after 0
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.seconds is not None and time.perf_counter() - self._start >= self.seconds:
-            self.model.stop_training = True
-
     def on_epoch_end(self, epoch, logs=None):
-        done = epoch + 1
-        elapsed = time.perf_counter() - self._start
-        ran = done - self._first
+        done, elapsed = epoch + 1, time.perf_counter() - self._start
         if self.seconds is None:
-            left, share = elapsed / max(ran, 1) * (self._epochs - done), done / max(self._epochs, 1)
+            left, share = elapsed / max(done - self._first, 1) * (self._epochs - done), done / max(self._epochs, 1)
         else:
             left, share = max(self.seconds - elapsed, 0.0), min(elapsed / self.seconds, 1.0)
         filled = int(self.width * share)
@@ -317,23 +286,28 @@ class Progress(keras.callbacks.Callback):
         self._show(text, final=stopped or done == self._epochs)
 
 
-class FIDMonitor(keras.callbacks.Callback):
-    """FID of the trainer's generator every ``every`` epochs (and after the last one),
-    on fixed noise, so the curve shows the generator changing, not the noise.
+class _TimedProgress(Progress):
+    """``Progress`` with a time budget, checked after every step."""
 
-    Values are kept in ``self.history`` ({"epoch": [...], "fid": [...]}, plus
-    "label_accuracy" for a conditional generator, asked for each digit in turn). With
-    ``log=True`` they also go into the epoch's logs: put this callback before those that
-    read the logs, and use every=1. ``n`` samples per measurement: FID reads higher for
-    small n, so compare values at equal n only.
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - self._start >= self.seconds:
+            self.model.stop_training = True
+
+
+class FIDMonitor(keras.callbacks.Callback):
+    """FID of the trainer's generator every ``every`` epochs (and after the last one), on fixed
+    noise, so the curve shows the generator changing, not the noise.
+
+    Values are kept in ``self.history`` ({"epoch": [...], "fid": [...]}, plus "label_accuracy"
+    for a conditional generator, asked for each digit in turn). With ``log=True`` they also go
+    into the epoch's logs: put this callback before those that read the logs, and use every=1.
+    ``n`` samples per measurement: FID reads higher for small n; compare values at equal n only.
     """
 
     def __init__(self, every=1, n=500, seed=0, log=False):
         super().__init__()
-        self.every = checks.count("every", every)
-        self.n = checks.count("n", n, minimum=10)
-        self.seed = seed
-        self.log = bool(log)
+        self.every, self.n = checks.count("every", every), checks.count("n", n, minimum=10)
+        self.seed, self.log = seed, bool(log)
         self.history = {"epoch": [], "fid": []}
 
     def on_train_begin(self, logs=None):

@@ -7,6 +7,7 @@ allowed. NumPy integers count as integers; booleans do not count as numbers.
 
 import math
 import numbers
+import reprlib
 
 
 class BadArgument(ValueError):
@@ -50,3 +51,43 @@ def choice(name, value, allowed):
     if value not in allowed:
         raise BadArgument(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
     return value
+
+
+def fits(generator, discriminator, generator_output=0, discriminator_input=0):
+    """The generator's output (number ``generator_output``) has the shape of the
+    discriminator's input (number ``discriminator_input``), batch axis aside."""
+    for role, network, index, ends in (("generator", generator, generator_output, "outputs"),
+                                       ("discriminator", discriminator, discriminator_input, "inputs")):
+        if not hasattr(network, ends) or not 0 <= index < len(getattr(network, ends)):
+            raise BadArgument(f"{role} must be a built Keras model with {ends[:-1]} number {index}; "
+                              f"got {network!r:.80}.")
+    made = tuple(generator.outputs[generator_output].shape[1:])
+    judged = tuple(discriminator.inputs[discriminator_input].shape[1:])
+    if made != judged:
+        raise BadArgument(f"the generator {generator.name!r} makes images of shape {made}, but the "
+                          f"discriminator {discriminator.name!r} takes inputs of shape {judged}; build them "
+                          "for the same image shape.")
+
+
+def seed(name, value):
+    """A seed: an integer from 0 to 2**32 - 1, which NumPy, TensorFlow and Keras all accept."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < 2**32:
+        raise BadArgument(f"{name} must be an integer from 0 to 2**32 - 1; got {value!r}.")
+    return int(value)
+
+
+def array(name, value, *shapes):
+    """A non-empty float32 NumPy array of one of ``shapes``, each written as "(N, 2)": a
+    number must match, a letter stands for any length of at least 1."""
+    import numpy as np
+
+    try:
+        x = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        x = None
+    for dims in ([d for d in shape.strip("()").replace(" ", "").split(",") if d] for shape in shapes):
+        if x is not None and x.ndim == len(dims) and all(
+                n >= 1 and (not d.isdigit() or n == int(d)) for d, n in zip(dims, x.shape)):
+            return x
+    got = f"shape {x.shape}" if x is not None and x.ndim else reprlib.repr(value)
+    raise BadArgument(f"{name} must be an array of shape {' or '.join(shapes)}; got {got}.")

@@ -2,36 +2,43 @@
 
 Why our own classifier? The usual FID runs images through Inception-v3, trained on
 ImageNet photographs: it would have to be downloaded (the lessons run offline) and it
-knows little about 28x28 digits. A small CNN is trained once on the MNIST train split
-and cached on disk; its 128-unit penultimate layer is the feature space of FID, KID,
-precision/recall and density/coverage, its softmax the p(y|x) of the Inception Score.
+knows little about 28x28 digits. A small CNN looks at digits instead. Its 128-unit
+penultimate layer is the feature space of FID, KID, precision/recall and
+density/coverage, its softmax the p(y|x) of the Inception Score.
+
+A metric is only comparable through one fixed network, so the trained network ships with
+the course: ``data/classifier.weights.h5``, beside the bundled digits, is loaded and never
+trained again, and the reference digits are the bundled held-out ones on every machine,
+online or not. The recipe that made the file is ``RECIPE`` (see ``train``);
+``make_weights()`` runs it again.
 """
 
-import json
 import math
-import os
+import random
+import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from gan_lessons import checks, data, runtime
+from gan_lessons import checks, data
 
-VERSION = "2"
-"""Part of the cache key: change it when the classifier's recipe changes."""
-CACHE_ENV = "GAN_LESSONS_CACHE"
-"""Environment variable naming the cache folder (default ~/.cache/gan-lessons)."""
+WEIGHTS_FILE = "classifier.weights.h5"
+"""The shipped weights, in the folder of the bundled digits (``data.bundled_path()``)."""
+RECIPE = {"seed": 1234, "epochs": 30, "batch_size": 64, "learning_rate": 1e-3}
+"""How the shipped weights were made: ``architecture()``, ``keras.utils.set_random_seed(seed)``,
+then Adam with the learning rate decaying to 0 along a cosine over ``epochs`` passes of
+shuffled batches over the 4,000 bundled training digits (all 1,000 test digits held out)."""
 NUM_CLASSES = 10
 FEATURE_LAYER = "features"
-SOURCE = "auto"
-"""Which MNIST the classifier and the reference digits come from; see ``data.load_mnist``."""
+REMAKE = "python -c 'from gan_lessons import classifier; classifier.make_weights()'"
+"""The command that makes the weights file again with ``RECIPE`` (2.5 to 5 minutes on 2 CPU cores)."""
 
 _state = {"classifier": None, "extractor": None, "info": None, "data": {}, "memo": {}}
 
 
 def forget():
-    """Drop what this process holds (classifier, digits, remembered values), so that the
-    next call reads the settings (quick mode, ``SOURCE``, cache folder) afresh."""
+    """Drop what this process holds (classifier, digits, remembered values)."""
     _state.update(classifier=None, extractor=None, info=None, data={}, memo={})
 
 
@@ -43,40 +50,45 @@ def remember(key, compute):
 
 
 def mnist(split):
-    """A split ("train" or "test") of ``SOURCE``'s MNIST, loaded once per process."""
-    if (SOURCE, split) not in _state["data"]:
-        _state["data"][SOURCE, split] = data.load_mnist(split=split, source=SOURCE, verbose=False)
-    return _state["data"][SOURCE, split]
+    """A split ("train": 4,000 digits, or "test": the 1,000 held out) of the bundled digits,
+    loaded once per process: the same digits on every machine, network or not."""
+    checks.choice("split", split, ("train", "test"))
+    if split not in _state["data"]:
+        _state["data"][split] = data.load_mnist(split=split, source="bundled", verbose=False)
+    return _state["data"][split]
 
 
 def reference_digits(n=1000):
-    """Held-out test digits, class-balanced (neither a generator nor the classifier trained
-    on them): what every generator is compared with. Returns (images, labels)."""
-    return data.balanced(*mnist("test"), checks.count("n", n, minimum=2))
+    """``n`` of the 1,000 bundled held-out digits, class-balanced (neither a generator nor
+    the classifier trained on them): what every generator is compared with. Returns
+    (images, labels)."""
+    x, y = mnist("test")
+    if checks.count("n", n, minimum=2) > len(y):
+        raise checks.BadArgument(f"n must be at most {len(y):,} (the held-out digits); got {n!r}.")
+    return data.balanced(x, y, n)
 
 
 def as_images(name, images, minimum=1):
-    """``images`` as float32 (N, 28, 28, 1), or a BadArgument naming ``name``."""
-    x = np.asarray(images, dtype=np.float32)
-    x = x[..., None] if x.ndim == 3 else x
-    if x.ndim != 4 or x.shape[1:] != (28, 28, 1):
-        raise checks.BadArgument(f"{name} must have shape (N, 28, 28, 1) or (N, 28, 28); got {np.shape(images)}.")
+    """``images`` as finite float32 (N, 28, 28, 1), or a BadArgument naming ``name``."""
+    x = checks.array(name, images, "(N, 28, 28, 1)", "(N, 28, 28)")
+    return finite_rows(name, x[..., None] if x.ndim == 3 else x, minimum, "images")
+
+
+def finite_rows(name, x, minimum, unit):
+    """The array ``x`` if it holds at least ``minimum`` rows (``unit``: what a row is) and
+    only finite numbers, or a BadArgument naming ``name``."""
     if len(x) < minimum:
-        raise checks.BadArgument(f"{name} must hold at least {minimum} image(s); got {len(x)}.")
+        raise checks.BadArgument(f"{name} must hold at least {minimum} {unit}; got {len(x)}.")
+    if not np.all(np.isfinite(x)):
+        raise checks.BadArgument(f"{name} holds {int(np.sum(~np.isfinite(x)))} NaN or infinite value(s); "
+                                 "every value must be finite.")
     return x
 
 
-def cache_dir():
-    """Folder of the cached classifier: $GAN_LESSONS_CACHE or ~/.cache/gan-lessons."""
-    path = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "gan-lessons")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def architecture():
-    """The classifier's network, untrained: two conv blocks, a 128-unit feature layer, 10
-    logits. Random shifts and rotations (active only in training) keep it from
-    memorising stroke positions."""
+    """The classifier's network, untrained: two conv blocks (32 and 64 filters, each
+    halving the size), a 128-unit feature layer and 10 logits. Random shifts and rotations
+    (active only in training) keep it from memorising stroke positions."""
     from keras import layers
 
     inputs = keras.Input(shape=(28, 28, 1), name="image")
@@ -91,16 +103,46 @@ def architecture():
     return keras.Model(inputs, layers.Dense(NUM_CLASSES, name="logits")(h), name="mnist_classifier")
 
 
-def _train_classifier(x, y, quick):
-    keras.utils.set_random_seed(1234)  # the same classifier whatever the caller's seed
+def train(seed=RECIPE["seed"], epochs=RECIPE["epochs"], limit=None, verbose=0):
+    """A classifier trained from scratch with ``RECIPE`` on the bundled training digits
+    (``limit``: a class-balanced subset of them, for a quick check). It sets the global
+    seeds (``keras.utils.set_random_seed(seed)``). Returns the model."""
+    seed, epochs = checks.seed("seed", seed), checks.count("epochs", epochs)
+    checks.choice("verbose", verbose, (0, 1, 2))
+    x, y = mnist("train") if limit is None else data.balanced(*mnist("train"), limit)
+    keras.utils.set_random_seed(seed)
     model = architecture()
-    if quick:
-        x, y = data.balanced(x, y, 2000)
-    epochs = 3 if quick else (5 if len(y) > 5000 else 30)
-    schedule = keras.optimizers.schedules.CosineDecay(1e-3, epochs * math.ceil(len(y) / 64))
+    steps = epochs * math.ceil(len(y) / RECIPE["batch_size"])
+    schedule = keras.optimizers.schedules.CosineDecay(RECIPE["learning_rate"], steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, batch_size=64, epochs=epochs, shuffle=True, verbose=0)
+    model.fit(x, y, batch_size=RECIPE["batch_size"], epochs=epochs, shuffle=True, verbose=verbose)
+    return model
+
+
+def accuracy(model):
+    """Share of the 1,000 bundled held-out digits that ``model`` (images -> logits) reads right."""
+    x, y = mnist("test")
+    return float(np.mean(_predict(single_input(model), x).argmax(axis=1) == y))
+
+
+def weights_path():
+    """Where the shipped weights lie: beside the bundled digits."""
+    return data.bundled_path().with_name(WEIGHTS_FILE)
+
+
+def make_weights(path=None):
+    """Train with ``RECIPE`` and save the weights to ``path`` (default: ``weights_path()``,
+    replacing the shipped file). Prints the time taken and the held-out accuracy."""
+    path = weights_path() if path is None else Path(path)
+    if not path.name.endswith(".weights.h5") or not path.parent.is_dir():
+        raise checks.BadArgument(f"path must name a .weights.h5 file in an existing folder; got {str(path)!r}.")
+    start = time.perf_counter()
+    model, plain = train(verbose=2), architecture()
+    plain.set_weights(model.get_weights())  # without the optimizer's state, which training no longer needs
+    plain.save_weights(path)
+    print(f"Trained in {time.perf_counter() - start:.0f} s: {accuracy(model):.1%} accuracy on the held-out "
+          f"digits; saved to {path}.")
     return model
 
 
@@ -109,61 +151,59 @@ def _predict(model, images, batch_size=500):
                            for i in range(0, len(images), batch_size)])
 
 
-def load_classifier(verbose=True, quick=None):
-    """The course's MNIST classifier (images -> 10 logits), trained once and cached.
-
-    The cache key holds the data source, quick mode (``quick``, by default the
-    process's quick mode) and ``VERSION``. The first call of a process prints one line:
-    trained or loaded, and the accuracy on held-out digits. The caller's random streams
-    end in a state that depends only on the caller's seed, not on whether the cache
-    existed, so a lesson repeats exactly.
-    """
-    if _state["classifier"] is not None:
-        return _state["classifier"]
-    follow_on_seed = int(np.random.randint(0, 2**31 - 1))
-    quick = runtime.is_quick() if quick is None else bool(quick)
-    (x_train, y_train), (x_test, y_test) = mnist("train"), mnist("test")
-    source = "full" if len(y_train) > 5000 else "bundled"
-    name = f"mnist_classifier_{source}_{'quick' if quick else 'full'}_v{VERSION}"
-    path, meta_path = cache_dir() / f"{name}.keras", cache_dir() / f"{name}.json"
-    model, how = None, "Loaded the cached"
-    if path.is_file() and meta_path.is_file():
+def load_classifier(verbose=True):
+    """The course's MNIST classifier (images -> 10 logits), read from the shipped weights
+    once per process; it never trains. The first call prints one line: the weights file
+    and the accuracy on the held-out digits. The caller's random streams are left as
+    they were."""
+    if _state["classifier"] is None:
+        path = weights_path()
+        python_state = random.getstate()  # building draws the initial weights' seeds from Python's random
+        model = architecture()
+        random.setstate(python_state)
         try:
-            model, meta = keras.saving.load_model(path, compile=False), json.loads(meta_path.read_text())
-        except Exception:  # a damaged cache file: train again
-            model = None
-    if model is None:
-        model, how = _train_classifier(x_train, y_train, quick), "Trained the"
-        accuracy = float(np.mean(_predict(model, x_test).argmax(axis=1) == y_test))
-        meta = {"accuracy": accuracy, "source": source, "quick": quick, "train_digits": len(y_train)}
-        # Temporary names first, so that a concurrent reader never sees half a file.
-        tmp, tmp_meta = path.with_name(f"{name}.{os.getpid()}.tmp.keras"), meta_path.with_suffix(f".{os.getpid()}")
-        model.save(tmp)
-        tmp_meta.write_text(json.dumps(meta))
-        os.replace(tmp, path)
-        os.replace(tmp_meta, meta_path)
-    keras.utils.set_random_seed(follow_on_seed)
-    model = single_input(model)
-    _state.update(classifier=model, info=meta, extractor=feature_extractor(model))
-    if verbose:
-        print(f"{how} MNIST classifier ({meta['source']} data{', quick' if meta['quick'] else ''}): "
-              f"{meta['accuracy']:.1%} accuracy on {len(y_test):,} held-out test digits.")
-    return model
+            model.load_weights(path)
+        except Exception as exc:  # a missing, damaged or foreign file
+            trouble = (f"could not be read from {path} ({type(exc).__name__})" if path.is_file()
+                       else f"are missing ({path})")
+            raise data.DatasetUnavailable(f"The course classifier's weights {trouble}: make them again with "
+                                          f"{REMAKE}, which trains it with the recipe that made them.") from None
+        _state.update(classifier=model, extractor=feature_extractor(model))
+        _state["info"] = {"accuracy": accuracy(model), "weights": str(path), "test_digits": len(mnist("test")[1])}
+        if verbose:
+            print(f"Loaded the course's MNIST classifier ({WEIGHTS_FILE}): {_state['info']['accuracy']:.1%} "
+                  f"accuracy on {_state['info']['test_digits']:,} held-out digits.")
+    return _state["classifier"]
+
+
+def as_model(name, value, inputs=None):
+    """``value`` if it is a Keras model (with a number of inputs among ``inputs``, when
+    given), or a BadArgument naming ``name``."""
+    if not isinstance(value, keras.Model):
+        raise checks.BadArgument(f"{name} must be a Keras model; got {type(value).__name__} {value!r:.60}.")
+    if inputs is not None and len(value.inputs) not in inputs:
+        raise checks.BadArgument(f"{name} must take {' or '.join(map(str, inputs))} input(s); the model "
+                                 f"{value.name!r} takes {len(value.inputs)}.")
+    return value
 
 
 def single_input(model):
     """A one-input model that takes one array: Keras 3.10 lists the input of a model loaded
     from disk and warns when that model is called with a bare array."""
-    return keras.Model(model.inputs[0], model.outputs[0]) if len(model.inputs) == 1 else model
+    return keras.Model(model.inputs[0], model.outputs[0]) if len(as_model("model", model).inputs) == 1 else model
 
 
 def feature_extractor(model):
     """images -> the 128 activations of ``model``'s feature layer (trained or not)."""
+    if FEATURE_LAYER not in [layer.name for layer in as_model("model", model).layers]:
+        raise checks.BadArgument(f"model must have a layer named {FEATURE_LAYER!r}, as architecture() builds; "
+                                 f"got the model {model.name!r}, which has none.")
     return keras.Model(model.inputs[0], model.get_layer(FEATURE_LAYER).output)
 
 
 def classifier_info():
-    """Facts about the classifier: held-out accuracy, data source, quick flag."""
+    """Facts about the classifier: ``accuracy`` on the held-out digits, the ``weights``
+    file and the number of ``test_digits``."""
     load_classifier(verbose=False)
     return dict(_state["info"])
 
@@ -174,7 +214,8 @@ def features(images, extractor=None):
     x = as_images("images", images)
     if extractor is None:
         load_classifier()
-    return _predict(extractor or _state["extractor"], x).astype(np.float64)
+    extractor = _state["extractor"] if extractor is None else as_model("extractor", extractor)
+    return _predict(extractor, x).astype(np.float64)
 
 
 def probabilities(images):

@@ -8,6 +8,8 @@ and int64 labels of shape (N,).
 import contextlib
 import io
 import os
+import reprlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +35,6 @@ def _data_dirs():
         yield Path(env)
     here = Path(__file__).resolve().parent
     yield here.parent / "data"  # a source checkout or editable install
-    import sys
-
     yield Path(sys.prefix) / "share" / "gan-lessons" / "data"  # a wheel install
 
 
@@ -53,7 +53,7 @@ def bundled_path():
 
 def to_unit_range(images_uint8):
     """uint8 images (N, 28, 28) in 0..255 -> float32 (N, 28, 28, 1) in [-1, 1]."""
-    x = np.asarray(images_uint8, dtype=np.float32)
+    x = checks.array("images_uint8", images_uint8, "(N, H, W)", "(N, H, W, C)")
     if x.ndim == 3:
         x = x[..., None]
     return x / 127.5 - 1.0
@@ -69,11 +69,8 @@ def _bundled_split(split):
     test_mask = np.zeros(len(y), dtype=bool)
     for digit in range(10):
         test_mask[np.flatnonzero(y == digit)[-BUNDLED_TEST_PER_CLASS:]] = True
-    if split == "train":
-        return x[~test_mask], y[~test_mask]
-    if split == "test":
-        return x[test_mask], y[test_mask]
-    return x, y
+    keep = {"train": ~test_mask, "test": test_mask, "all": slice(None)}[split]
+    return x[keep], y[keep]
 
 
 def _keras_split(name, split):
@@ -129,9 +126,8 @@ def load_mnist(split="train", source="auto", limit=None, verbose=True):
                 ) from exc
     if used is None:
         x, y = _bundled_split(split)
-        used = f"bundled MNIST subset ({split} split, {len(y):,} digits; full MNIST not reachable)"
-        if source == "bundled":
-            used = f"bundled MNIST subset ({split} split, {len(y):,} digits)"
+        note = "" if source == "bundled" else "; full MNIST not reachable"
+        used = f"bundled MNIST subset ({split} split, {len(y):,} digits{note})"
 
     if limit is not None and limit < len(y):
         x, y = balanced(x, y, limit)
@@ -143,7 +139,7 @@ def load_mnist(split="train", source="auto", limit=None, verbose=True):
 
 def balanced(x, y, limit):
     """At most ``limit`` items, taken round-robin over the classes (keeps them balanced)."""
-    if limit >= len(y):
+    if checks.count("limit", limit) >= _size("y", y, _size("x", x)):
         return x, y
     per_class = [np.flatnonzero(y == c) for c in np.unique(y)]
     rank = np.empty(len(y), dtype=np.int64)
@@ -157,6 +153,7 @@ def balanced(x, y, limit):
 def load_fashion_mnist(split="train", limit=None, verbose=True):
     """Fashion-MNIST (needs Keras's cache or the network; nothing is bundled)."""
     checks.choice("split", split, SPLITS)
+    limit = None if limit is None else checks.count("limit", limit)
     try:
         x, y = _keras_split("fashion_mnist", split)
     except Exception as exc:
@@ -165,7 +162,7 @@ def load_fashion_mnist(split="train", limit=None, verbose=True):
             "run this lesson with DATASET = 'mnist', or once online so Keras caches it."
         ) from exc
     if limit is not None:
-        x, y = balanced(x, y, checks.count("limit", limit))
+        x, y = balanced(x, y, limit)
     if verbose:
         print(f"Using Fashion-MNIST ({split} split, {len(y):,} images).")
     return to_unit_range(x), y
@@ -173,10 +170,19 @@ def load_fashion_mnist(split="train", limit=None, verbose=True):
 
 def load_dataset(name="mnist", split="train", limit=None, verbose=True):
     """Load an image dataset by name: "mnist" or "fashion_mnist"."""
-    checks.choice("name", name, ("mnist", "fashion_mnist"))
-    if name == "mnist":
-        return load_mnist(split=split, limit=limit, verbose=verbose)
-    return load_fashion_mnist(split=split, limit=limit, verbose=verbose)
+    loaders = {"mnist": load_mnist, "fashion_mnist": load_fashion_mnist}
+    return loaders[checks.choice("name", name, tuple(loaders))](split=split, limit=limit, verbose=verbose)
+
+
+def _size(name, value, match=None):
+    """The number of items of an array (one sentence when it is empty, no array, or not
+    ``match`` items long)."""
+    sized = hasattr(value, "__len__") and not isinstance(value, str)
+    if not sized or not len(value) or match not in (None, len(value)):
+        need = "a non-empty array" if match is None else f"an array of {match} items, one per image"
+        got = f"{len(value)} item(s)" if sized else reprlib.repr(value)
+        raise checks.BadArgument(f"{name} must be {need}; got {got}.")
+    return len(value)
 
 
 def make_dataset(images, labels=None, batch_size=64, seed=0, per_step=None):
@@ -197,15 +203,15 @@ def make_dataset(images, labels=None, batch_size=64, seed=0, per_step=None):
     """
     import tensorflow as tf
 
-    n = len(images)
+    n, seed = _size("images", images), checks.seed("seed", seed)
     batch_size = checks.count("batch_size", batch_size)
     if per_step is not None:
         per_step = checks.count("per_step", per_step)
     if batch_size > n:
         raise checks.BadArgument(f"batch_size ({batch_size}) is larger than the data ({n} images); "
                                  f"use at most {n}.")
-    if labels is not None and len(labels) != n:
-        raise checks.BadArgument(f"labels has {len(labels)} items but images has {n}; they must match.")
+    if labels is not None:
+        _size("labels", labels, n)
     ds = tf.data.Dataset.from_tensor_slices(images if labels is None else (images, labels))
     ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size, drop_remainder=True)
     if per_step is not None:
@@ -219,7 +225,7 @@ def make_unpaired_dataset(images_a, images_b, batch_size=32, seed=0):
     with the i-th B image. One epoch is min(len(a), len(b)) // batch_size steps."""
     import tensorflow as tf
 
-    n = min(len(images_a), len(images_b))
+    n, seed = min(_size("images_a", images_a), _size("images_b", images_b)), checks.seed("seed", seed)
     batch_size = checks.count("batch_size", batch_size)
     if batch_size > n:
         raise checks.BadArgument(f"batch_size ({batch_size}) is larger than the smaller domain ({n} images); "
@@ -233,18 +239,23 @@ def make_unpaired_dataset(images_a, images_b, batch_size=32, seed=0):
 # --------------------------------------------------------------------------- toys
 
 
+def _mixture(centres, n, std, seed):
+    """n points (float32), each from a Gaussian of standard deviation ``std`` around one of
+    the ``centres`` drawn at random, and the centres (float32)."""
+    n, std = checks.count("n", n), checks.number("std", std, 0.0)
+    rng = np.random.default_rng(checks.seed("seed", seed))
+    points = centres[rng.integers(0, len(centres), size=n)] + rng.normal(0.0, std, size=(n, 2))
+    return points.astype(np.float32), centres.astype(np.float32)
+
+
 def gaussian_ring(n, modes=8, radius=2.0, std=0.02, seed=0):
     """Samples from ``modes`` Gaussians evenly spaced on a circle.
 
     Returns (points (n, 2) float32, centres (modes, 2) float32).
     """
-    checks.count("modes", modes)
-    rng = np.random.default_rng(seed)
+    modes, radius = checks.count("modes", modes), checks.number("radius", radius, 0.0, low_open=True)
     angles = 2 * np.pi * np.arange(modes) / modes
-    centres = np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
-    which = rng.integers(0, modes, size=n)
-    points = centres[which] + rng.normal(0.0, std, size=(n, 2))
-    return points.astype(np.float32), centres.astype(np.float32)
+    return _mixture(np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1), n, std, seed)
 
 
 def gaussian_grid(n, side=5, spacing=2.0, std=0.02, seed=0):
@@ -252,13 +263,9 @@ def gaussian_grid(n, side=5, spacing=2.0, std=0.02, seed=0):
 
     Returns (points (n, 2) float32, centres (side*side, 2) float32).
     """
-    checks.count("side", side)
-    rng = np.random.default_rng(seed)
+    side, spacing = checks.count("side", side), checks.number("spacing", spacing, 0.0, low_open=True)
     ticks = (np.arange(side) - (side - 1) / 2) * spacing
-    centres = np.array([(a, b) for a in ticks for b in ticks])
-    which = rng.integers(0, len(centres), size=n)
-    points = centres[which] + rng.normal(0.0, std, size=(n, 2))
-    return points.astype(np.float32), centres.astype(np.float32)
+    return _mixture(np.array([(a, b) for a in ticks for b in ticks]), n, std, seed)
 
 
 def s_curve(n, noise=0.05, seed=0):
@@ -268,8 +275,7 @@ def s_curve(n, noise=0.05, seed=0):
 
     Returns points (n, 2) float32.
     """
-    n = checks.count("n", n)
-    noise = checks.number("noise", noise, 0.0)
+    n, seed, noise = checks.count("n", n), checks.seed("seed", seed), checks.number("noise", noise, 0.0)
     rng = np.random.default_rng(seed)
     u = rng.uniform(-1.5 * np.pi, 1.5 * np.pi, size=n)
     points = np.stack([np.sin(u), np.sign(u) * (np.cos(u) - 1)], axis=1)

@@ -1,33 +1,26 @@
-"""Training on several devices and in mixed precision: the strategies, and the few lines a
-GAN step needs under them.
+"""Training on several devices and in mixed precision, from outside the trainers.
 
-Under ``tf.distribute`` (several GPUs with ``MirroredStrategy``, a TPU with ``TPUStrategy``,
-several machines with ``MultiWorkerMirroredStrategy``) ``fit`` splits each global batch
-into one slice per replica, runs ``train_step`` on every replica at once, and the
-optimizers *add up* the replicas' gradients before one shared update. Three things in a
-hand-written GAN step follow from that, and the course's trainers do all three:
+The course's trainers know nothing of devices: each takes its gradients of
+``optimizer.scale_loss(loss)``, as Keras's own ``train_step`` does, and draws its noise from
+``self.seed_generator``. Under ``tf.distribute`` (several GPUs with ``MirroredStrategy``, a
+TPU with ``TPUStrategy``, several machines with ``MultiWorkerMirroredStrategy``) ``fit``
+splits each global batch into one slice per replica, runs ``train_step`` on every replica at
+once, and the optimizers *add up* the replicas' gradients before one shared update. So the
+command line, inside the strategy's scope, prepares each trainer with two calls:
 
-1. **Divide each gradient by the number of replicas** (``gradients``). The gradient of a
-   loss averaged over a replica's slice, divided by the number of replicas and summed
-   over the replicas, is the gradient of the average over the global batch.
-2. **Draw randomness for the global batch and keep your rows** (``rows``). Every replica
-   reads the same seed, so noise drawn per replica would be the same noise on every
-   replica. Drawn for the whole global batch and sliced, each replica gets its own noise,
-   and the step equals one step on one device with the global batch (for networks whose
-   layers treat each sample on its own; see below).
-3. **Combine what is not a gradient** yourself: statistics such as a batch mean
-   (``mean``), or a store of images shared by the replicas (``gather``).
+1. ``optimizer(opt)`` on every optimizer given to ``compile``: its ``scale_loss`` also divides
+   by the number of replicas (the sum of the replicas' gradients is then the gradient of the
+   mean over the global batch), and under the ``mixed_float16`` policy it is wrapped in
+   Keras's ``LossScaleOptimizer``, with an overflow on any replica skipping the step on all.
+2. ``replica_seeds(trainer)``: every replica reads the same seed state, so without it every
+   replica would draw the same noise; with it each draws its own.
 
-Mixed precision (``keras.config.set_dtype_policy("mixed_float16")``, for GPUs with tensor
-cores) adds one more: the trainers' ``compile`` wraps each optimizer with ``for_policy``, and
-``gradients`` applies its loss scale; the losses are computed in float32 (``losses``).
-
-Three kinds of layer still see only their replica's slice: BatchNorm computes its
-statistics on it (unless built with ``synchronized=True``; the course's networks keep
-Keras's default), StyleGAN's minibatch standard deviation measures the spread of the slice,
-and Dropout draws the same masks on every replica (from its own seed). All three remain
-valid training, but not the same numbers as on one device. Outside a strategy (or with
-one replica) and without a loss scale, every function here returns its input unchanged.
+State that the replicas share (CycleGAN's image pool, StyleGAN's running mean of w) lives in
+Keras variables whose ``aggregation`` says how the replicas combine. Three kinds of layer
+still see only their replica's slice: BatchNorm computes its statistics on it (unless built
+with ``synchronized=True``; the course's networks keep Keras's default), StyleGAN's minibatch
+standard deviation measures the spread of the slice, and Dropout draws its masks per replica.
+All remain valid training, but not the same numbers as on one device.
 
 Tested here on a CPU split into two logical devices (``MirroredStrategy``), in float32
 and, on one device, in ``mixed_float16``; the TPU and multi-worker strategies and any GPU
@@ -41,107 +34,6 @@ from gan_lessons import checks
 
 STRATEGIES = ("auto", "one", "mirrored", "tpu", "multi-worker")
 """Names accepted by ``make_strategy`` and the command line's ``--strategy``."""
-
-
-def _context():
-    import tensorflow as tf
-
-    return tf.distribute.get_replica_context()  # None in cross-replica context
-
-
-def replicas():
-    """The number of replicas taking part in the current step (1 outside a strategy's ``run``)."""
-    context = _context()
-    return 1 if context is None else int(context.num_replicas_in_sync)
-
-
-def global_size(local_size):
-    """The global batch size of a step whose replica holds ``local_size`` samples."""
-    return local_size * replicas()
-
-
-def rows(values):
-    """This replica's rows of ``values`` drawn for the global batch (axis 0 split evenly,
-    replica r keeps slice r, as ``fit`` splits the data)."""
-    import tensorflow as tf
-
-    n = replicas()
-    if n == 1:
-        return values
-    local = tf.shape(values)[0] // n
-    start = tf.cast(_context().replica_id_in_sync_group, local.dtype) * local
-    return values[start:start + local]
-
-
-def gradients(tape, loss, variables, optimizer=None):
-    """``tape.gradient(loss, variables)``, divided by the number of replicas (this replica's
-    share of the global batch's gradient, which the optimizer sums over the replicas) and
-    multiplied by ``optimizer``'s loss scale, if it has one (see ``for_policy``).
-
-    With a loss scale the gradients are also made to agree on skipping: if any of them
-    overflowed, on any replica, all become NaN, so that the optimizer skips the step and
-    halves its scale on every replica alike (Keras's ``LossScaleOptimizer`` looks at one
-    replica's gradients only), and for every group of variables in ``variables`` alike.
-    """
-    import keras
-    import tensorflow as tf
-
-    seed = 1.0 / replicas()
-    if optimizer is not None:
-        seed = optimizer.scale_loss(seed)
-    if isinstance(seed, float) and seed == 1.0:
-        return tape.gradient(loss, variables)
-    # The gradient of seed * loss, without recording the product on the tape.
-    grads = tape.gradient(loss, variables, output_gradients=tf.cast(seed, loss.dtype) * tf.ones_like(loss))
-    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return grads
-    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(g))) for g in grads if g is not None])
-    overflowed = 1.0 - tf.cast(finite, tf.float32)
-    if replicas() > 1:  # how many replicas overflowed
-        overflowed = _context().all_reduce(tf.distribute.ReduceOp.SUM, overflowed)
-    poison = tf.where(overflowed > 0, float("nan"), 1.0)  # 1 keeps a gradient as it is
-    return [None if g is None else tf.math.scalar_mul(tf.cast(poison, g.dtype), g) for g in grads]
-
-
-def rescale(grads, from_optimizer, to_optimizer):
-    """Gradients taken with ``from_optimizer``'s loss scale, rescaled to ``to_optimizer``'s
-    (one backward pass feeding two optimizers, as StyleGAN's mapping and synthesis)."""
-    import tensorflow as tf
-
-    ratio = to_optimizer.scale_loss(1.0) / from_optimizer.scale_loss(1.0)
-    if isinstance(ratio, float) and ratio == 1.0:
-        return grads
-    return [None if g is None else tf.math.scalar_mul(tf.cast(ratio, g.dtype), g) for g in grads]
-
-
-def for_policy(optimizer):
-    """``optimizer`` wrapped in a ``LossScaleOptimizer`` when Keras's global dtype policy is
-    ``mixed_float16`` (``Model.compile`` does the same when the model's policy is), so build
-    the networks and compile the trainer under the same policy.
-
-    In float16 a gradient below about 6e-8 becomes 0. The wrapper multiplies the loss by a
-    large factor before the gradients are taken (``gradients`` asks it for that factor),
-    divides them by it before the update, skips a step whose gradients overflowed, and
-    adapts the factor as training goes.
-    """
-    import keras
-
-    if keras.config.dtype_policy().name == "mixed_float16" and not isinstance(
-            optimizer, keras.optimizers.LossScaleOptimizer):
-        return keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
-
-
-def mean(value):
-    """The mean of ``value`` over the replicas (each replica's value weighs the same)."""
-    import tensorflow as tf
-
-    return value if replicas() == 1 else _context().all_reduce(tf.distribute.ReduceOp.MEAN, value)
-
-
-def gather(values):
-    """All replicas' ``values`` joined along axis 0, in replica order (the global batch)."""
-    return values if replicas() == 1 else _context().all_gather(values, axis=0)
 
 
 # --------------------------------------- what a trainer needs under a strategy, from outside
@@ -221,11 +113,21 @@ class _ReplicaSeeds:
 
 
 def replica_seeds(trainer):
-    """Make each replica of ``trainer`` draw its own noise from ``trainer.seed_generator``
-    (without this, every replica would draw the same numbers). Returns ``trainer``."""
-    generator = trainer.seed_generator
-    if not isinstance(generator, _ReplicaSeeds):
-        generator.__class__ = type(type(generator).__name__, (_ReplicaSeeds, type(generator)), {})
+    """Make each replica draw its own numbers from every ``keras.random.SeedGenerator`` of
+    ``trainer`` and its layers (without this, every replica would draw the same noise).
+    Returns ``trainer``."""
+    import keras
+
+    layers, seen = [trainer], set()
+    while layers:
+        layer = layers.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        layers.extend(getattr(layer, "layers", []))
+        for generator in vars(layer).values():
+            if isinstance(generator, keras.random.SeedGenerator) and not isinstance(generator, _ReplicaSeeds):
+                generator.__class__ = type(type(generator).__name__, (_ReplicaSeeds, type(generator)), {})
     return trainer
 
 

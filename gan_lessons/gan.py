@@ -160,14 +160,8 @@ class GAN(keras.Model):
             grads = tape.gradient(scaled, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
-        # 2. One generator step on fresh noise: make D call the fakes real, -log D(G(z)).
-        #    The gradient flows through D, but only G's weights are updated.
-        with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(self.generator(self.noise(batch_size), training=True), training=True)
-            g_loss = self.generator_loss(fake_logits)
-            scaled = self.g_optimizer.scale_loss(g_loss)
-        grads = tape.gradient(scaled, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        # 2. One generator step on fresh noise (below).
+        g_loss, fake_logits = self.generator_step(batch_size)
 
         # 3. Running means of the epoch, for the progress line and the history.
         self.d_loss_tracker.update_state(d_loss)
@@ -175,6 +169,17 @@ class GAN(keras.Model):
         self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
         self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
         return {m.name: m.result() for m in self.metrics}
+
+    def generator_step(self, batch_size):
+        # Make D call the fakes real: lower generator_loss, -log D(G(z)). The gradient flows
+        # through D, but only G's weights are updated. Returns G's loss and D's logits.
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(self.generator(self.noise(batch_size), training=True), training=True)
+            g_loss = self.generator_loss(fake_logits)
+            scaled = self.g_optimizer.scale_loss(g_loss)
+        grads = tape.gradient(scaled, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        return g_loss, fake_logits
 
 
 class MinimaxGAN(GAN):

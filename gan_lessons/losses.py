@@ -4,17 +4,33 @@ Discriminators in this package output *logits* (no sigmoid): D(x) = sigmoid(logi
 Working with logits lets TensorFlow compute log(sigmoid(.)) stably.
 
 Every loss here is a plain average over the batch it is given, on one device or on one
-replica alike; a trainer running under ``tf.distribute`` scales it itself
-(``distribute.gradients``). (Keras's ``BinaryCrossentropy`` object would divide by the
-number of replicas on its own, which would also halve the logged values.) Logits and
-scores are cast to float32 first, so that under mixed precision a network may compute in
-float16 while its losses are summed in float32.
+replica alike, so the values a trainer logs are the same on any number of devices. (Keras's
+``BinaryCrossentropy`` object would divide by the number of replicas on its own, which would
+also shrink the logged values; with several replicas the optimizers' ``scale_loss``, set up
+by the command line, does that division for the gradients only.) Logits and scores are cast
+to float32 first, so that under mixed precision a network may compute in float16 while its
+losses are summed in float32.
 """
+
+import reprlib
 
 import tensorflow as tf
 
+from gan_lessons import checks
 
-def _f32(x):
+
+def _f32(name, value, like=None):
+    """``value`` as a float32 tensor, or one sentence naming ``name`` when it is not numeric,
+    is empty, or (given ``like``, a shape) does not have that shape."""
+    try:
+        x = tf.convert_to_tensor(value)
+    except (TypeError, ValueError):
+        x = None
+    if x is None or not (x.dtype.is_floating or x.dtype.is_integer) or x.shape.num_elements() == 0 or (
+            like is not None and not x.shape.is_compatible_with(like)):
+        need = "a non-empty numeric tensor" + ("" if like is None else f" of shape {like}")
+        got = reprlib.repr(value) if x is None else f"a {x.dtype.name} tensor of shape {tuple(x.shape)}"
+        raise checks.BadArgument(f"{name} must be {need}; got {got}.")
     return tf.cast(x, tf.float32)
 
 
@@ -29,7 +45,8 @@ def discriminator_loss(real_logits, fake_logits, real_label=1.0):
     ``real_label`` < 1 gives one-sided label smoothing (for example 0.9), which
     keeps D from becoming over-confident on real images.
     """
-    real_logits, fake_logits = _f32(real_logits), _f32(fake_logits)
+    real_logits, fake_logits = _f32("real_logits", real_logits), _f32("fake_logits", fake_logits)
+    real_label = checks.number("real_label", real_label, 0.0, 1.0)
     real_loss = _bce(tf.fill(tf.shape(real_logits), real_label), real_logits)
     fake_loss = _bce(tf.zeros_like(fake_logits), fake_logits)
     return real_loss + fake_loss
@@ -37,7 +54,7 @@ def discriminator_loss(real_logits, fake_logits, real_label=1.0):
 
 def generator_loss(fake_logits):
     """Non-saturating generator loss -log D(G(z)) (what G minimises in practice)."""
-    fake_logits = _f32(fake_logits)
+    fake_logits = _f32("fake_logits", fake_logits)
     return _bce(tf.ones_like(fake_logits), fake_logits)
 
 
@@ -47,7 +64,7 @@ def minimax_generator_loss(fake_logits):
     log(1 - sigmoid(l)) = -softplus(l). Its gradient vanishes when D confidently
     rejects the fakes, which is why ``generator_loss`` is used instead.
     """
-    return -tf.reduce_mean(tf.math.softplus(_f32(fake_logits)))
+    return -tf.reduce_mean(tf.math.softplus(_f32("fake_logits", fake_logits)))
 
 
 # ------------------------------------------------------------------ Wasserstein
@@ -55,12 +72,12 @@ def minimax_generator_loss(fake_logits):
 
 def critic_loss(real_scores, fake_scores):
     """WGAN critic loss E[f(G(z))] - E[f(x)]: the critic maximises the gap."""
-    return tf.reduce_mean(_f32(fake_scores)) - tf.reduce_mean(_f32(real_scores))
+    return tf.reduce_mean(_f32("fake_scores", fake_scores)) - tf.reduce_mean(_f32("real_scores", real_scores))
 
 
 def wasserstein_generator_loss(fake_scores):
     """WGAN generator loss -E[f(G(z))]."""
-    return -tf.reduce_mean(_f32(fake_scores))
+    return -tf.reduce_mean(_f32("fake_scores", fake_scores))
 
 
 def gradient_penalty(critic, real, fake, weight=10.0, epsilon=None):
@@ -69,19 +86,21 @@ def gradient_penalty(critic, real, fake, weight=10.0, epsilon=None):
     x_hat = eps * real + (1 - eps) * fake with eps ~ U[0, 1] drawn per sample
     (pass ``epsilon`` of shape (batch,) to fix it).
     """
-    real = tf.convert_to_tensor(real)
-    fake = tf.cast(tf.convert_to_tensor(fake), real.dtype)
+    if not callable(critic):
+        raise checks.BadArgument(f"critic must be a network (a callable); got {reprlib.repr(critic)}.")
+    real = _f32("real", real)
+    fake, weight = _f32("fake", fake, like=real.shape), checks.number("weight", weight, 0.0)
     batch = tf.shape(real)[0]
     if epsilon is None:
-        epsilon = tf.random.uniform([batch], 0.0, 1.0, dtype=real.dtype)
-    epsilon = tf.reshape(tf.cast(epsilon, real.dtype), [-1] + [1] * (len(real.shape) - 1))
+        epsilon = tf.random.uniform([batch], 0.0, 1.0)
+    epsilon = tf.reshape(_f32("epsilon", epsilon, like=real.shape[:1]), [-1] + [1] * (len(real.shape) - 1))
     x_hat = epsilon * real + (1.0 - epsilon) * fake
     # The input gradient on a tape of its own; called inside a training tape, the
     # penalty can then be differentiated with respect to the critic's weights.
     with tf.GradientTape() as tape:
         tape.watch(x_hat)
         scores = critic(x_hat, training=True)
-    grads = tf.reshape(_f32(tape.gradient(scores, x_hat)), [batch, -1])
+    grads = tf.reshape(tf.cast(tape.gradient(scores, x_hat), tf.float32), [batch, -1])
     norms = tf.sqrt(tf.reduce_sum(grads**2, axis=1) + 1e-12)
     return weight * tf.reduce_mean((norms - 1.0) ** 2)
 
@@ -91,19 +110,25 @@ def gradient_penalty(critic, real, fake, weight=10.0, epsilon=None):
 
 def lsgan_discriminator_loss(real_scores, fake_scores):
     """Least-squares GAN: D pushes real scores to 1 and fake to 0 (halved, as in CycleGAN)."""
-    return 0.5 * (tf.reduce_mean((_f32(real_scores) - 1.0) ** 2) + tf.reduce_mean(_f32(fake_scores) ** 2))
+    real_scores, fake_scores = _f32("real_scores", real_scores), _f32("fake_scores", fake_scores)
+    return 0.5 * (tf.reduce_mean((real_scores - 1.0) ** 2) + tf.reduce_mean(fake_scores**2))
 
 
 def lsgan_generator_loss(fake_scores):
     """Least-squares GAN: G pushes D's score on its fakes to 1."""
-    return tf.reduce_mean((_f32(fake_scores) - 1.0) ** 2)
+    return tf.reduce_mean((_f32("fake_scores", fake_scores) - 1.0) ** 2)
 
 
 def cycle_loss(real, reconstructed, weight=10.0):
     """weight * mean |x - F(G(x))| (L1): a round trip must come back home."""
-    return weight * tf.reduce_mean(tf.abs(_f32(real) - _f32(reconstructed)))
+    return _l1(real, "reconstructed", reconstructed, weight)
 
 
 def identity_loss(real, same, weight=5.0):
     """weight * mean |y - G(y)|: G given an image already in its target domain leaves it be."""
-    return weight * tf.reduce_mean(tf.abs(_f32(real) - _f32(same)))
+    return _l1(real, "same", same, weight)
+
+
+def _l1(real, name, other, weight):
+    real = _f32("real", real)
+    return checks.number("weight", weight, 0.0) * tf.reduce_mean(tf.abs(real - _f32(name, other, like=real.shape)))

@@ -1,12 +1,12 @@
 """Measuring generative models (lesson 07): metrics on arrays, and the course's way of
-measuring a generator with them.
+measuring a generator with them (the shipped classifier, the bundled held-out digits).
 
-The metrics take arrays, (N, d) features or (N, classes) probabilities, so they work
-in any feature space: the course classifier's (``classifier.features``), raw pixels
+The metrics take arrays, (N, d) features or (N, classes) probabilities, so they work in
+any feature space: the classifier's (``classifier.features``), raw pixels
 (``images.reshape(len(images), -1)``) or an untrained network's. Quality and variety:
-``inception_score``, ``fid`` (and ``fid_infinity``, its value at infinite sample
-size), ``kid``, ``precision_recall``, ``density_coverage``; copying: ``copying``;
-labels and classes: ``label_accuracy``, ``class_coverage``; 2-D toy data: ``mode_coverage``.
+``inception_score``, ``fid`` (``fid_infinity``: at infinite sample size), ``kid``,
+``precision_recall``, ``density_coverage``; copying: ``copying``; labels and classes:
+``label_accuracy``, ``class_coverage``; 2-D toy data: ``mode_coverage``.
 """
 
 import math
@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from gan_lessons import checks, classifier, data
-from gan_lessons.classifier import (NUM_CLASSES, classifier_info, classify, features,  # noqa: F401
+from gan_lessons.classifier import (NUM_CLASSES, as_model, classifier_info, classify, features,  # noqa: F401
                                     load_classifier, probabilities, reference_digits, single_input)
 
 MIN_SHARE = 0.02
@@ -23,16 +23,14 @@ MIN_SHARE = 0.02
 
 def _array(name, values, minimum=1):
     """``values`` as a finite float64 (N, d) array with N >= ``minimum``, or one sentence."""
-    x = np.asarray(values, dtype=np.float64)
+    try:
+        x = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise checks.BadArgument(f"{name} must be an array of numbers; got {values!r:.80}.") from None
     if x.ndim != 2:
         raise checks.BadArgument(f"{name} must be a 2-D array (samples, features); got shape {x.shape} (flatten "
                                  "images with x.reshape(len(x), -1) or use classifier.features(x)).")
-    if len(x) < minimum:
-        raise checks.BadArgument(f"{name} must hold at least {minimum} samples; got {len(x)}.")
-    if not np.all(np.isfinite(x)):
-        raise checks.BadArgument(f"{name} holds {int(np.sum(~np.isfinite(x)))} NaN or infinite value(s); "
-                                 "every value must be finite.")
-    return x
+    return classifier.finite_rows(name, x, minimum, "samples")
 
 
 def _pair(a, b, minimum=2, names=("features_a", "features_b")):
@@ -43,7 +41,7 @@ def _pair(a, b, minimum=2, names=("features_a", "features_b")):
     return a, b
 
 
-# --------------------------------------------------------------- Inception Score
+# --------------------------------------------------------- Inception Score, FID, KID
 
 
 def inception_score(probs):
@@ -56,9 +54,6 @@ def inception_score(probs):
                                  "(apply a softmax to logits first).")
     ratio = np.divide(p, p.mean(axis=0), out=np.ones_like(p), where=p > 0)  # p(y|x) / p(y); 0 log 0 = 0
     return float(np.exp(np.sum(p * np.log(ratio), axis=1).mean()))
-
-
-# ------------------------------------------------------------------ FID and KID
 
 
 def _sqrt_psd(matrix):
@@ -74,6 +69,10 @@ def frechet_distance(mu_a, cov_a, mu_b, cov_b):
 
     using Tr((A B)^1/2) = Tr((A^1/2 B A^1/2)^1/2), which keeps every matrix symmetric.
     """
+    (cov_a, cov_b), mu_a, mu_b = _pair(cov_a, cov_b, 1, ("cov_a", "cov_b")), np.asarray(mu_a), np.asarray(mu_b)
+    if not mu_a.shape == mu_b.shape == cov_a.shape[:1] == cov_a.shape[1:] == cov_b.shape[:1]:
+        raise checks.BadArgument(f"mu_a, cov_a, mu_b and cov_b must have shapes (d,), (d, d), (d,) and (d, d); "
+                                 f"got {mu_a.shape}, {cov_a.shape}, {mu_b.shape} and {cov_b.shape}.")
     root_a = _sqrt_psd(cov_a)
     middle = root_a @ cov_b @ root_a
     cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)))
@@ -107,7 +106,7 @@ def fid_infinity(real_features, fake_features, sizes=None, seed=0):
     if len(set(sizes)) < 2 or max(sizes) > len(fake):
         raise checks.BadArgument(f"sizes must hold at least 2 different sample sizes of at most {len(fake)} "
                                  f"(the number of fakes); got {sizes}.")
-    rng, stats = np.random.default_rng(seed), gaussian_stats(real)
+    rng, stats = np.random.default_rng(checks.seed("seed", seed)), gaussian_stats(real)
     fids = [frechet_distance(*stats, *gaussian_stats(fake[rng.choice(len(fake), n, replace=False)]))
             for n in sizes]
     slope, intercept = np.polyfit(1.0 / np.array(sizes), fids, 1)
@@ -121,16 +120,13 @@ def kid(features_a, features_b, subsets=20, subset_size=500, seed=0):
     small negative values happen. Returns (mean, standard deviation) over the subsets."""
     subsets, subset_size = checks.count("subsets", subsets), checks.count("subset_size", subset_size, minimum=2)
     a, b = _pair(features_a, features_b)
-    size, d = min(subset_size, len(a), len(b)), a.shape[1]
-    rng = np.random.default_rng(seed)
+    size, d, rng = min(subset_size, len(a), len(b)), a.shape[1], np.random.default_rng(checks.seed("seed", seed))
     values = []
     for _ in range(subsets):
-        x = a[rng.choice(len(a), size, replace=False)]
-        y = b[rng.choice(len(b), size, replace=False)]
+        x, y = a[rng.choice(len(a), size, replace=False)], b[rng.choice(len(b), size, replace=False)]
         k_xx, k_yy, k_xy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
-        off_diagonal = size * (size - 1)
-        values.append((k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / off_diagonal
-                      - 2 * k_xy.mean())
+        within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (size * (size - 1))
+        values.append(within - 2 * k_xy.mean())
     return float(np.mean(values)), float(np.std(values))
 
 
@@ -170,8 +166,7 @@ def precision_recall(real, fake, k=3):
     reaches its k-th nearest neighbour in its own set; the balls of a set estimate its
     support. precision = share of fakes inside some real ball (quality), recall = share
     of reals inside some fake ball (variety). Returns (precision, recall)."""
-    k = checks.count("k", k)
-    real, fake = _pair(real, fake, k + 1, ("real", "fake"))
+    real, fake = _pair(real, fake, checks.count("k", k) + 1, ("real", "fake"))
     precision = np.mean(_balls_holding(fake, real, _radii(real, k)) > 0)
     recall = np.mean(_balls_holding(real, fake, _radii(fake, k)) > 0)
     return float(precision), float(recall)
@@ -183,8 +178,7 @@ def density_coverage(real, fake, k=5):
     real balls holding each (about 1 when fakes are distributed like reals, can exceed
     1); coverage = share of real balls that hold at least one fake. Returns (density,
     coverage)."""
-    k = checks.count("k", k)
-    real, fake = _pair(real, fake, k + 1, ("real", "fake"))
+    real, fake = _pair(real, fake, checks.count("k", k) + 1, ("real", "fake"))
     radii = _radii(real, k)
     density = _balls_holding(fake, real, radii).sum() / (k * len(fake))
     coverage = np.mean(_nearest(real, fake) <= radii)
@@ -274,8 +268,7 @@ def scale(n=1000):
     n = checks.count("n", n, minimum=2)
 
     def landmarks():
-        x, y = classifier.mnist("train")
-        test = features(reference_digits(n)[0])
+        (x, y), test = classifier.mnist("train"), features(reference_digits(n)[0])
         noise = np.random.default_rng(0).uniform(-1, 1, size=(len(test), 28, 28, 1)).astype(np.float32)
         return {"n": len(test), "real_vs_real": fid_floor(n), "one_class_vs_real": fid(features(x[y == 1][:n]), test),
                 "noise_vs_real": fid(features(noise), test)}
@@ -287,8 +280,9 @@ def generator_inputs(generator, n, seed=0):
     """Fixed inputs for a generator: noise (n, latent_dim) from ``seed`` and, for a
     conditional generator (two inputs), labels 0, 1, ..., 9, 0, 1, ... Returns the input
     (noise or [noise, labels]) and the labels (None when unconditional)."""
-    n = checks.count("n", n)
-    noise = np.random.default_rng(seed).standard_normal((n, int(generator.inputs[0].shape[-1]))).astype(np.float32)
+    n, rng = checks.count("n", n), np.random.default_rng(checks.seed("seed", seed))
+    as_model("generator", generator, inputs=(1, 2))
+    noise = rng.standard_normal((n, int(generator.inputs[0].shape[-1]))).astype(np.float32)
     if len(generator.inputs) == 2:
         labels = (np.arange(n) % NUM_CLASSES).astype(np.int32)
         return [noise, labels], labels
@@ -298,6 +292,7 @@ def generator_inputs(generator, n, seed=0):
 def generate(generator, inputs, batch_size=250):
     """Run a network on fixed inputs (an array, or a list of arrays) in batches, in
     inference mode; returns NumPy."""
+    as_model("generator", generator), checks.count("batch_size", batch_size)
     parts = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     out = [generator([p[i:i + batch_size] for p in parts] if len(parts) > 1 else parts[0][i:i + batch_size],
                      training=False) for i in range(0, len(parts[0]), batch_size)]
@@ -312,7 +307,7 @@ def evaluate_images(images, n=1000, labels=None):
     near_copies (pixels, against the train split), classes_covered, class_entropy,
     label_accuracy (when labels are given) and n."""
     images = classifier.as_images("images", images, 10)
-    reference, _ = reference_digits(min(n, len(images)))
+    reference, _ = reference_digits(min(checks.count("n", n, minimum=2), len(images)))
     fake, real = features(images), features(reference)
     floor, value = fid_floor(len(reference)), fid(fake, real)
     kid_mean, kid_std = kid(fake, real)
@@ -324,10 +319,8 @@ def evaluate_images(images, n=1000, labels=None):
               "precision": precision, "recall": recall, "density": density, "coverage": coverage,
               "copying_ratio": copies["ratio"], "near_copies": copies["near_copies"],
               "classes_covered": classes["classes_covered"], "class_entropy": classes["entropy"]}
-    if labels is not None:
-        result["label_accuracy"] = label_accuracy(images, labels)
-    result["n"] = len(images)
-    return result
+    labelled = {} if labels is None else {"label_accuracy": label_accuracy(images, labels)}
+    return {**result, **labelled, "n": len(images)}
 
 
 def evaluate_generator(generator, n=1000, seed=0):

@@ -3,6 +3,9 @@
 Every function returns the matplotlib Figure and gives it a title and axis labels.
 """
 
+import os
+import reprlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -13,13 +16,9 @@ from gan_lessons import checks
 
 def _to_display(images):
     """(N, H, W, C) in [-1, 1] -> (N, H, W) or (N, H, W, 3) floats in [0, 1]."""
-    x = np.asarray(images, dtype=np.float32)
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4 or not len(x):
-        raise checks.BadArgument(f"images must have shape (N, H, W) or (N, H, W, C) with N >= 1; got {x.shape}.")
+    x = checks.array("images", images, "(N, H, W)", "(N, H, W, C)")
     x = np.clip((x + 1.0) / 2.0, 0.0, 1.0)
-    return x[..., 0] if x.shape[-1] == 1 else x
+    return x[..., 0] if x.ndim == 4 and x.shape[-1] == 1 else x
 
 
 def _layout(n, rows, cols):
@@ -33,10 +32,9 @@ def _layout(n, rows, cols):
 
 def tile(images, rows=None, cols=None, pad=1):
     """Tile images (N, H, W[, C]) in [-1, 1] into one array in [0, 1] (padding white)."""
-    x = _to_display(images)
-    n = len(x)
+    x, pad = _to_display(images), checks.count("pad", pad, minimum=0)
+    n, (h, w) = len(x), x.shape[1:3]
     rows, cols = _layout(n, rows, cols)
-    h, w = x.shape[1:3]
     shape = (rows * (h + pad) + pad, cols * (w + pad) + pad) + x.shape[3:]
     canvas = np.ones(shape, dtype=np.float32)
     for i in range(min(n, rows * cols)):
@@ -46,30 +44,34 @@ def tile(images, rows=None, cols=None, pad=1):
     return canvas
 
 
+def _labels(name, labels, n, per):
+    """``labels`` as a list of n strings, or None."""
+    labels = None if labels is None else [str(s) for s in labels]
+    if labels is not None and len(labels) != n:
+        raise checks.BadArgument(f"{name} must hold {n} labels, one per {per}; got {len(labels)}: {labels!r}.")
+    return labels
+
+
+def _figure(ax, figsize):
+    """The figure and axes to draw on: ``ax`` and its figure, or a new figure of ``figsize``."""
+    return (ax.figure, ax) if ax is not None else plt.subplots(figsize=figsize)
+
+
 def image_grid(images, title, rows=None, cols=None, row_labels=None, col_labels=None,
                xlabel=None, ylabel=None, size=None, ax=None):
     """Show images in a grid with a title; optional labels for rows and columns."""
     x = np.asarray(images)
     canvas = tile(x, rows, cols)
     rows, cols = _layout(len(x), rows, cols)
-    if ax is None:
-        scale = size or max(3.0, min(9.0, 0.55 * cols))
-        fig, ax = plt.subplots(figsize=(scale, scale * rows / cols + 0.6))
-    else:
-        fig = ax.figure
+    row_labels = _labels("row_labels", row_labels, rows, "row")
+    col_labels = _labels("col_labels", col_labels, cols, "column")
+    scale = max(3.0, min(9.0, 0.55 * cols)) if size is None else checks.number("size", size, 0.0, low_open=True)
+    fig, ax = _figure(ax, (scale, scale * rows / cols + 0.6))
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title)
     h, w = x.shape[1:3]
-    if row_labels is not None:
-        ax.set_yticks([1 + r * (h + 1) + h / 2 for r in range(rows)])
-        ax.set_yticklabels([str(s) for s in row_labels])
-    else:
-        ax.set_yticks([])
-    if col_labels is not None:
-        ax.set_xticks([1 + c * (w + 1) + w / 2 for c in range(cols)])
-        ax.set_xticklabels([str(s) for s in col_labels])
-    else:
-        ax.set_xticks([])
+    ax.set_yticks([] if row_labels is None else [1 + r * (h + 1) + h / 2 for r in range(rows)], row_labels)
+    ax.set_xticks([] if col_labels is None else [1 + c * (w + 1) + w / 2 for c in range(cols)], col_labels)
     ax.set_xlabel(xlabel if xlabel is not None else f"{cols} columns")
     ax.set_ylabel(ylabel if ylabel is not None else f"{rows} rows")
     for spine in ax.spines.values():
@@ -82,18 +84,18 @@ def plot_losses(history, keys=None, title="Losses of the two players", xlabel="e
                 ax=None):
     """Plot per-epoch values from a Keras ``History`` or a dict of lists."""
     values = getattr(history, "history", history)
-    keys = keys or [k for k in values if k.endswith("loss")]
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 3.8))
-    else:
-        fig = ax.figure
+    if not isinstance(values, Mapping):
+        raise checks.BadArgument(f"history must be a Keras History or a dict of lists; got {history!r}.")
+    keys = [k for k in values if k.endswith("loss")] if keys is None else keys
+    if isinstance(keys, str) or not isinstance(keys, (list, tuple)) or not keys or any(k not in values for k in keys):
+        raise checks.BadArgument(f"keys must be a non-empty list of names in the history "
+                                 f"({', '.join(map(repr, values))}); got {keys!r}.")
+    fig, ax = _figure(ax, (7, 3.8))
     for key in keys:
         series = values[key]
         ax.plot(np.arange(1, len(series) + 1), series, marker="o" if len(series) < 30 else None,
                 label=key)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -102,10 +104,11 @@ def plot_losses(history, keys=None, title="Losses of the two players", xlabel="e
 
 def scatter_2d(points, title, reference=None, centres=None, ax=None, lim=None):
     """2-D samples (and optionally the real data and mode centres) as a scatter plot."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4.2, 4.2))
-    else:
-        fig = ax.figure
+    points = checks.array("points", points, "(N, 2)")
+    reference = None if reference is None else checks.array("reference", reference, "(N, 2)")
+    centres = None if centres is None else checks.array("centres", centres, "(N, 2)")
+    lim = None if lim is None else checks.number("lim", lim, 0.0, low_open=True)
+    fig, ax = _figure(ax, (4.2, 4.2))
     if reference is not None:
         ax.scatter(reference[:, 0], reference[:, 1], s=3, alpha=0.25, color="tab:gray", label="real")
     ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, color="tab:blue", label="generated")
@@ -115,9 +118,7 @@ def scatter_2d(points, title, reference=None, centres=None, ax=None, lim=None):
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
-    ax.set_title(title)
-    ax.set_xlabel("x1")
-    ax.set_ylabel("x2")
+    ax.set(title=title, xlabel="x1", ylabel="x2")
     fig.tight_layout()
     return fig
 
@@ -139,15 +140,18 @@ def save_gif(frames, path, duration=0.25, scale=3, labels=None):
     """
     import imageio.v2 as imageio
 
-    if not frames:
-        raise checks.BadArgument("frames is empty: train for at least one epoch before making a GIF.")
+    if not isinstance(frames, (list, tuple)) or not frames:
+        raise checks.BadArgument(f"frames is empty or not a list of images: pass the frames of at least one trained "
+                                 f"epoch; got {reprlib.repr(frames)}.")
+    duration, scale = checks.number("duration", duration, 0.0, low_open=True), checks.count("scale", scale)
+    labels = None if labels is None else _labels("labels", labels, len(frames), "frame")
     out = []
     for i, frame in enumerate(frames):
-        f = np.asarray(frame, dtype=np.float32)
+        f = checks.array(f"frames[{i}]", frame, "(H, W)", "(H, W, C)")
         f = np.kron(f, np.ones((scale, scale) + (1,) * (f.ndim - 2), dtype=np.float32))
         img = np.round(np.clip(f, 0, 1) * 255).astype(np.uint8)
         if labels is not None:
-            img = _stamp(img, str(labels[i]))
+            img = _stamp(img, labels[i])
         out.append(img)
     # Hold the last frame longer, so the final result can be seen.
     durations = [duration] * (len(out) - 1) + [max(1.5, duration)]
@@ -172,4 +176,6 @@ def show_gif(path):
     """Display a GIF inline in a notebook (returns an IPython Image)."""
     from IPython.display import Image
 
+    if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
+        raise checks.BadArgument(f"path must name an existing GIF file; got {path!r}.")
     return Image(filename=str(path))

@@ -10,6 +10,8 @@ import os
 import random
 import warnings
 
+from gan_lessons import checks
+
 QUICK_ENV = "GAN_LESSONS_QUICK"
 """Environment variable that switches every lesson and the CLI to a quick run."""
 
@@ -109,9 +111,7 @@ def pick(full, quick, gpu=_NOT_GIVEN):
 def set_seed(seed=0):
     """Seed Python, NumPy, TensorFlow and Keras, and ask TensorFlow for
     deterministic kernels, so that a run on the CPU repeats exactly."""
-    from gan_lessons import checks
-
-    seed = checks.count("seed", seed, minimum=0)
+    seed = checks.seed("seed", seed)
     import keras
     import numpy as np
     import tensorflow as tf
@@ -147,13 +147,9 @@ def setup(seed=0, verbose=True):
     """What the first code cell of a lesson calls: seed, report device and mode."""
     set_seed(seed)
     if verbose:
-        if is_quick():
-            mode = "QUICK mode (few steps, little data)"
-        elif gpu_settings():
-            mode = (f"full mode with the lesson's GPU settings where it has them (more data; "
-                    f"{CPU_SETTINGS_ENV}=1 keeps the values the text describes)")
-        else:
-            mode = "full mode"
+        mode = pick(full="full mode", quick="QUICK mode (few steps, little data)",
+                    gpu=f"full mode with the lesson's GPU settings where it has them (more data; "
+                        f"{CPU_SETTINGS_ENV}=1 keeps the values the text describes)")
         print(f"{describe_device()} Running in {mode}; seed {seed}.")
 
 
@@ -162,6 +158,9 @@ def run_dir(name, root="runs"):
     quick mode, so a quick test never resumes a full run or the other way round)."""
     from pathlib import Path
 
+    for key, value in (("name", name), ("root", root)):
+        if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+            raise checks.BadArgument(f"{key} must be a non-empty folder name; got {value!r}.")
     path = Path(root) / ("quick" if is_quick() else "") / name
     path.mkdir(parents=True, exist_ok=True)
     return path

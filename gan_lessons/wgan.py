@@ -90,6 +90,9 @@ class WGAN(GAN):
     def metrics(self):
         return list(self.trackers.values())
 
+    def generator_loss(self, fake_scores):
+        return losses.wasserstein_generator_loss(fake_scores)  # -E[f(G(z))]
+
     def train_step(self, real_batches):
         if real_batches.shape[0] not in (None, self.n_critic):
             raise checks.BadArgument(
@@ -118,13 +121,9 @@ class WGAN(GAN):
                 for variable in self.critic.trainable_variables:
                     variable.assign(tf.clip_by_value(variable, -self.clip_value, self.clip_value))
 
-        # 3. One generator step: raise the critic's score of the fakes.
-        with tf.GradientTape() as tape:
-            fake_scores = self.critic(self.generator(self.noise(batch_size), training=True), training=True)
-            g_loss = losses.wasserstein_generator_loss(fake_scores)
-            scaled = self.g_optimizer.scale_loss(g_loss)
-        grads = tape.gradient(scaled, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        # 3. One generator step, lesson 01's, with the generator loss below: raise the
+        #    critic's score of the fakes.
+        g_loss, _ = self.generator_step(batch_size)
 
         # 4. Running means; the Wasserstein estimate is minus the critic loss without the penalty.
         values = {"c_loss": total, "g_loss": g_loss, "wasserstein": -c_loss}

@@ -1,5 +1,5 @@
 """Test settings: every test (and every notebook nbval runs) uses quick mode, and every
-cache (the course classifier, Keras's datasets, Matplotlib's fonts) goes to a temporary
+cache (Keras's datasets, Matplotlib's fonts) goes to a temporary
 folder, never the user's home."""
 
 import atexit
@@ -16,7 +16,7 @@ if "PYTEST_XDIST_WORKER" not in os.environ:
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 os.environ["GAN_LESSONS_QUICK"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
-for variable, folder in (("GAN_LESSONS_CACHE", "gan-lessons"), ("KERAS_HOME", "keras"),
+for variable, folder in (("KERAS_HOME", "keras"),
                          ("MPLCONFIGDIR", "matplotlib"), ("IPYTHONDIR", "ipython"),
                          ("JUPYTER_RUNTIME_DIR", "jupyter-runtime")):
     os.environ[variable] = os.path.join(_CACHE, folder)

@@ -1,5 +1,6 @@
 """The command line: contract files, refusing finished runs, resuming, bad input."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,8 +15,7 @@ import numpy as np
 import pytest
 
 import gan_lessons  # noqa: F401
-from gan_lessons import __main__ as cli
-from gan_lessons import callbacks, data, metrics
+from gan_lessons import callbacks, checks, data, gan, metrics, recipes, runs
 from gan_lessons.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_bad_input_gives_one_sentence_and_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["train", "vae", "--out", "x"], "invalid choice"),
+    (["train", "vae", "--out", "x"], "argument MODEL: invalid choice: 'vae'"),
     (["train", "gan", "--out", "x", "--epochs", "0"], "--epochs must be a positive integer"),
     (["train", "gan", "--out", "x", "--batch-size", "-4"], "--batch-size must be a positive integer"),
     (["train", "gan", "--out", "x", "--seed", "-1"], "--seed must be a non-negative integer"),
@@ -88,7 +88,8 @@ def test_argument_errors(args, words, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 2
-    assert words in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert words in err and err.startswith("error: ") and err.count("\n") == 1, err
 
 
 def test_help_explains_every_option():
@@ -203,9 +204,9 @@ def test_a_generator_keras_cannot_load_gets_one_sentence(finished_gan, tmp_path,
 
 @pytest.mark.parametrize("model", ["dcgan", "cgan"])
 def test_dcgan_and_cgan_save_the_averaged_generator(tmp_path, monkeypatch, model):
-    built = []
-    build = cli.MODELS[model].build
-    monkeypatch.setattr(cli.MODELS[model], "build", lambda *args: built.append(build(*args)) or built[-1])
+    built, recipe = [], recipes.RECIPES[model]
+    monkeypatch.setitem(recipes.RECIPES, model, dataclasses.replace(
+        recipe, build=lambda *args: built.append(recipe.build(*args)) or built[-1]))
     assert main(["train", model, "--out", str(tmp_path / "dc"), "--quick", "--epochs", "1"]) == 0
     trainer, extra = built[0]
     assert [type(c) for c in extra] == [callbacks.GeneratorAverage]
@@ -231,7 +232,8 @@ def test_evaluate_needs_ten_samples(finished_gan, capsys):
 
 
 def test_a_run_keeps_the_mnist_it_started_with(finished_gan, tmp_path, capsys, monkeypatch):
-    assert json.loads((finished_gan / "run.json").read_text())["source"] == "bundled"  # offline here
+    # The run records the MNIST it trained on: "bundled" offline, "full" where Keras reaches it.
+    assert json.loads((finished_gan / "run.json").read_text())["source"] == data.mnist_source()
     out = tmp_path / "started-online"
     out.mkdir()
     (out / "run.json").write_text(json.dumps({"model": "gan", "epochs": 2, "batch_size": 64, "seed": 0,
@@ -245,3 +247,86 @@ def test_a_run_keeps_the_mnist_it_started_with(finished_gan, tmp_path, capsys, m
     err = capsys.readouterr().err
     assert "full MNIST could not be downloaded" in err and err.count("\n") == 1
     assert json.loads((out / "run.json").read_text())["status"] == "running"
+
+
+# ------------------------------------------------------------------ bad input: one sentence, exit 2, nothing written
+
+
+def _one_sentence(capsys):
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def _copy_run(source, target, names=("run.json", "history.json")):
+    target.mkdir()
+    for name in names:
+        (target / name).write_bytes((source / name).read_bytes())
+    return target
+
+
+def test_a_generator_of_another_architecture_is_refused(finished_gan, tmp_path, capsys):
+    folder = _copy_run(finished_gan, tmp_path / "swapped")
+    gan.mlp_discriminator().save(folder / "generator.keras")  # a network, but not a generator
+    before = _digest(folder)
+    assert main(["evaluate", str(folder), "--n", "20"]) == 2
+    err = _one_sentence(capsys)
+    assert f"{folder / 'generator.keras'} holds a network from inputs of shape (28, 28, 1) to outputs of shape" in err
+    assert _digest(folder) == before
+
+
+@pytest.mark.filterwarnings("ignore:Skipping")  # Keras's warnings on the mismatched backup, before it is refused
+def test_a_backup_of_other_networks_is_refused_and_kept(tmp_path, capsys):
+    out = tmp_path / "gan"
+    out.mkdir()
+    record = {"model": "gan", "epochs": 2, "batch_size": 64, "seed": 0, "quick": True, "source": "bundled",
+              "status": "running"}
+    (out / "run.json").write_text(json.dumps(record))
+    other = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    other.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((8, 2), "float32")
+    other.fit(x, x[:, :1], epochs=1, verbose=0,
+              callbacks=[keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=False)])
+    before = _digest(out / "backup")
+    assert main(["train", "gan", "--out", str(out), "--quick"]) == 2
+    err = _one_sentence(capsys)
+    assert f"The backup in {out / 'backup'} does not fit this model" in err
+    assert _digest(out / "backup") == before and sorted(p.name for p in out.iterdir()) == ["backup", "run.json"]
+    assert json.loads((out / "run.json").read_text()) == record
+
+
+def test_an_autoencoder_of_another_architecture_is_refused(tmp_path, capsys):
+    out = tmp_path / "diffusion"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"model": "diffusion", "epochs": 1, "batch_size": 128, "seed": 0,
+                                              "quick": True, "source": "bundled", "status": "running"}))
+    for name in ("encoder.keras", "decoder.keras"):
+        keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]).save(out / name)
+    before = _digest(out)
+    assert main(["train", "diffusion", "--out", str(out), "--quick"]) == 2
+    assert "encoder.keras holds a network from inputs of shape (28, 28, 1) to outputs of shape (3,)" in _one_sentence(
+        capsys)
+    assert _digest(out) == before
+
+
+def test_a_folder_that_cannot_be_made_is_refused(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    assert main(["train", "gan", "--out", str(a_file / "run"), "--quick"]) == 2
+    assert "cannot be made" in _one_sentence(capsys) and a_file.read_text() == "keep me"
+    assert main(["evaluate", str(a_file)]) == 2
+    assert "holds no gan_lessons run" in _one_sentence(capsys)
+
+
+def test_the_library_calls_refuse_in_one_sentence(tmp_path):
+    with pytest.raises(checks.BadArgument, match=r"^model must be one of 'gan', .*; got 'vae'\.$"):
+        runs.train("vae", tmp_path / "vae")
+    with pytest.raises(checks.BadArgument, match=r"^epochs must be a positive integer; got 0\.$"):
+        runs.train("gan", tmp_path / "gan", epochs=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sample_refuses_a_gan_run_and_writes_nothing(finished_gan, tmp_path, capsys):
+    assert main(["sample", str(finished_gan), "--out", str(tmp_path / "x.npz")]) == 2
+    assert "'sample' draws from a diffusion run" in _one_sentence(capsys)
+    assert list(tmp_path.iterdir()) == []

@@ -1,13 +1,16 @@
-"""CycleGAN (lesson 05): domains, style function, builders, image pool, schedule, trainer, CLI."""
+"""CycleGAN (lesson 05): its digit domains (digit_tasks), builders, image pool, schedule and
+trainer (on one device, two replicas, in float16 and under XLA), bad arguments, report, CLI."""
 
 import json
+import re
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import gan_lessons
-from gan_lessons import cyclegan, data, metrics
+from gan_lessons import checks, cyclegan, data, digit_tasks, distribute, metrics
 from gan_lessons.__main__ import main
 
 
@@ -28,39 +31,34 @@ def _identity_generator(name):
 
 def test_style_is_deterministic_and_per_image(digits):
     x, _ = digits
-    first, second = cyclegan.style(x[:20]), cyclegan.style(x[:20])
+    first, second = digit_tasks.style(x[:20]), digit_tasks.style(x[:20])
     assert np.array_equal(first, second)
     assert first.shape == (20, 28, 28, 1) and first.dtype == np.float32
     assert first.min() >= -1 and first.max() <= 1
     # Each image is styled on its own: alone or in a batch, the same answer.
-    assert np.array_equal(cyclegan.style(x[7]), first[7])
+    assert np.array_equal(digit_tasks.style(x[7]), first[7])
     # The style really changes the image: the background turns to light paper.
-    assert np.allclose(first[:, 0, 0, 0], 2 * cyclegan.PAPER - 1)
+    assert np.allclose(first[:, 0, 0, 0], 2 * digit_tasks.PAPER - 1)
     assert np.mean(np.abs(first - x[:20])) > 0.5
-
-
-def test_style_rejects_colour_images():
-    with pytest.raises(ValueError, match="images"):
-        cyclegan.style(np.zeros((2, 28, 28, 3), "float32"))
 
 
 def test_the_two_domains_share_no_source_digit(digits):
     x, y = digits
-    d = cyclegan.split_unpaired(x, y)
+    d = digit_tasks.split_unpaired(x, y)
     assert set(d.a_index).isdisjoint(d.b_index)
     assert sorted(np.concatenate([d.a_index, d.b_index])) == list(range(len(x)))
     assert np.array_equal(d.a, x[d.a_index]) and np.array_equal(d.a_labels, y[d.a_index])
-    assert np.array_equal(d.b, cyclegan.style(x[d.b_index])) and np.array_equal(d.b_labels, y[d.b_index])
+    assert np.array_equal(d.b, digit_tasks.style(x[d.b_index])) and np.array_equal(d.b_labels, y[d.b_index])
     # Both sides hold every class about equally often.
     assert np.all(np.abs(np.bincount(d.a_labels, minlength=10) - np.bincount(d.b_labels, minlength=10)) <= 1)
     # No B image is the styled twin of an A image.
-    twins = cyclegan.style(d.a)
+    twins = digit_tasks.style(d.a)
     assert min(np.abs(twins - b).max() for b in d.b[:20]) > 0
 
 
 def test_held_out_domains_come_from_the_test_split():
-    train = cyclegan.load_digit_domains("train", source="bundled", verbose=False)
-    test = cyclegan.load_digit_domains("test", source="bundled", verbose=False)
+    train = digit_tasks.load_digit_domains("train", source="bundled", verbose=False)
+    test = digit_tasks.load_digit_domains("test", source="bundled", verbose=False)
     assert len(train.a) + len(train.b) == 4000 and len(test.a) + len(test.b) == 1000
     train_a = {img.tobytes() for img in train.a}
     assert not any(img.tobytes() in train_a for img in test.a)
@@ -68,10 +66,10 @@ def test_held_out_domains_come_from_the_test_split():
 
 def test_saved_domains_keep_the_contract_arrays(digits, tmp_path):
     x, y = digits
-    d = cyclegan.split_unpaired(x, y)
+    d = digit_tasks.split_unpaired(x, y)
     d.save(tmp_path / "test_domains.npz")
     assert set(np.load(tmp_path / "test_domains.npz").files) == {"a", "a_labels", "b", "b_labels"}
-    back = cyclegan.UnpairedDomains.load(tmp_path / "test_domains.npz")
+    back = digit_tasks.UnpairedDomains.load(tmp_path / "test_domains.npz")
     assert np.array_equal(back.a, d.a) and np.array_equal(back.b_labels, d.b_labels)
     head = back.head(5)
     assert len(head.a) == len(head.b) == len(head.a_labels) == len(head.b_labels) == 5
@@ -91,13 +89,6 @@ def test_builders_shapes():
     norms = [layer for layer in g.layers if isinstance(layer, keras.layers.GroupNormalization)]
     # Instance normalisation: one group per channel (Keras stores groups=-1 as the channel count).
     assert norms and all(layer.groups in (-1, layer.input.shape[-1]) for layer in norms)
-
-
-def test_builders_reject_bad_arguments():
-    with pytest.raises(ValueError, match="filters"):
-        cyclegan.patchgan_discriminator(filters=0)
-    with pytest.raises(ValueError, match="residual_blocks"):
-        cyclegan.resnet_generator(residual_blocks=-1)
 
 
 # -------------------------------------------------------------------- image pool
@@ -143,8 +134,52 @@ def test_a_full_pool_swaps_about_half_and_loses_nothing():
 def test_pool_of_size_zero_is_off():
     pool = cyclegan.ImagePool(size=0)
     assert _numbers(pool(_batch([7, 8]))) == [7, 8]
-    with pytest.raises(ValueError, match="size"):
-        cyclegan.ImagePool(size=-1)
+
+
+def test_the_pool_keeps_its_rules_under_xla():
+    """Compiled with XLA (whose random numbers differ from the CPU kernels'), the pool fills,
+    then swaps, and loses nothing."""
+    pool = cyclegan.ImagePool(size=6, seed=4)
+    xla = tf.function(lambda images: pool(images), jit_compile=True)
+    assert _numbers(xla(_batch([1, 2, 3, 4, 5, 6]))) == [1, 2, 3, 4, 5, 6]
+    assert sorted(_numbers(pool.images)) == [1, 2, 3, 4, 5, 6]
+    swapped = 0
+    for step in range(1, 6):
+        fresh = 10 * step + np.arange(1, 5)
+        before = _numbers(pool.images)
+        out = _numbers(xla(_batch(fresh)))
+        assert sorted(before + fresh.tolist()) == sorted(out + _numbers(pool.images))
+        swapped += sum(v < 10 * step for v in out)
+    assert int(pool.count) == 6 and swapped > 0
+
+
+def test_on_two_replicas_each_swaps_its_own_and_the_first_replicas_writes_are_kept():
+    strategy, _ = distribute.make_strategy("mirrored")
+    with strategy.scope():
+        pool = distribute.replica_seeds(cyclegan.ImagePool(size=8, seed=0))
+    step = tf.function(lambda images: pool(images))
+
+    def run(values):  # replica 0 gets the first half of the batch, replica 1 the second
+        batch = next(iter(strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensor_slices(_batch(values)).batch(len(values)))))
+        return [_numbers(out) for out in strategy.experimental_local_results(strategy.run(step, args=(batch,)))]
+
+    def stored():
+        copies = [_numbers(copy) for copy in pool.images.value.values]
+        assert copies[0] == copies[1] and [int(c) for c in pool.count.value.values] == [8, 8]  # in step
+        return copies[0]
+
+    run(np.arange(1, 17))
+    assert sorted(stored()) == list(range(1, 9))  # replica 0's images
+    swapped_alike = []
+    for k in range(1, 4):
+        fresh = 100 * k + np.arange(16)
+        before = stored()
+        first, second = run(fresh)
+        assert sorted(before + fresh[:8].tolist()) == sorted(first + stored())  # replica 0: nothing lost
+        assert {v for v in second if v < 100 * k} <= set(before)  # replica 1 drew from the same store
+        swapped_alike.append([v < 100 * k for v in first] == [v < 100 * k for v in second])
+    assert not all(swapped_alike)  # each replica flips its own coins
 
 
 # ---------------------------------------------------------------------- schedule
@@ -172,7 +207,7 @@ def _cyclegan(g_ab, g_ba, total_steps=100, seed=0, **kwargs):
 
 
 def _unpaired(digits, batch_size=16):
-    d = cyclegan.split_unpaired(*digits)
+    d = digit_tasks.split_unpaired(*digits)
     return data.make_unpaired_dataset(d.a, d.b, batch_size)
 
 
@@ -215,29 +250,187 @@ def test_without_the_cycle_loss_it_is_not_computed(digits):
     dataset, _ = _unpaired(digits)
     logs = trainer.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0).history
     assert logs["cycle_loss"] == [0.0]
-    with pytest.raises(ValueError, match="cycle_weight"):
-        _cyclegan(_identity_generator("g_ab"), _identity_generator("g_ba"), cycle_weight=-1)
+
+
+def test_a_training_step_compiles_with_xla(digits):
+    """What fit(jit_compile=True) compiles (here by hand: Keras turns XLA off once
+    gan_lessons.set_seed has asked TensorFlow for deterministic kernels)."""
+    critics = [keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(1, 4, strides=4)]) for _ in "ab"]
+    trainer = cyclegan.CycleGAN(_identity_generator("g_ab"), _identity_generator("g_ba"), *critics, pool_size=4)
+    trainer.compile(d_optimizer=keras.optimizers.Adam(), g_optimizer=keras.optimizers.Adam())
+    step = tf.function(trainer.train_step, jit_compile=True)
+    dataset, _ = _unpaired(digits, batch_size=4)
+    batches = iter(dataset)
+    losses = [float(step(next(batches))["d_a_loss"]) for _ in range(3)]
+    assert np.all(np.isfinite(losses)) and int(trainer.pool_a.count) == 4
+    assert int(trainer.d_optimizer.iterations) == 3
+
+
+class _ZeroScale(keras.optimizers.SGD):
+    """SGD whose scale_loss scales every loss to 0: the weights it trains stay as they are."""
+
+    def scale_loss(self, loss):
+        return 0.0 * loss
+
+
+@pytest.mark.parametrize("frozen", ["d_optimizer", "g_optimizer"])
+def test_each_player_takes_its_gradients_of_its_optimizers_scaled_loss(digits, frozen):
+    """Where the command line acts (several replicas, float16): optimizer.scale_loss."""
+    trainer = cyclegan.CycleGAN(**_networks(), pool_size=2)
+    trainer.compile(**{"d_optimizer": keras.optimizers.SGD(0.1), "g_optimizer": keras.optimizers.SGD(0.1),
+                       frozen: _ZeroScale(0.1)})
+    players = {"d_optimizer": (trainer.discriminator_a, trainer.discriminator_b),
+               "g_optimizer": (trainer.generator_ab, trainer.generator_ba)}
+    players = {name: [w for net in nets for w in net.trainable_weights] for name, nets in players.items()}
+    before = {name: [np.array(w) for w in weights] for name, weights in players.items()}
+    trainer.train_step((tf.constant(digits[0][:4]), tf.constant(digit_tasks.style(digits[0][4:8]))))
+    for name, weights in players.items():
+        same = [np.array_equal(b, np.array(w)) for b, w in zip(before[name], weights)]
+        assert all(same) if name == frozen else not any(same), name
+
+
+def _prepared(pool_size=6):
+    """A small CycleGAN prepared as the command line prepares one, under the current strategy
+    and dtype policy: each replica draws its own numbers, the optimizers fit both."""
+    trainer = cyclegan.CycleGAN(cyclegan.resnet_generator(4, 0), cyclegan.resnet_generator(4, 0),
+                                cyclegan.patchgan_discriminator(4), cyclegan.patchgan_discriminator(4),
+                                pool_size=pool_size)
+    distribute.replica_seeds(trainer)
+    trainer.compile(d_optimizer=distribute.optimizer(keras.optimizers.Adam(2e-3, beta_1=0.5)),
+                    g_optimizer=distribute.optimizer(keras.optimizers.Adam(2e-3, beta_1=0.5)))
+    return trainer
+
+
+def _plain_and_styled(digits):
+    x = digits[0][:64]
+    return tf.data.Dataset.from_tensor_slices((x[:32], digit_tasks.style(x[32:]))).batch(8).repeat()
+
+
+def test_two_replicas_stay_in_step_pools_included_and_learn(digits):
+    strategy, _ = distribute.make_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2  # conftest.py splits the CPU in two
+    gan_lessons.set_seed(0)
+    with strategy.scope():
+        trainer = _prepared()
+    history = trainer.fit(_plain_and_styled(digits), epochs=3, steps_per_epoch=3, verbose=0).history
+    variables = trainer.variables + trainer.d_optimizer.variables + trainer.g_optimizer.variables
+    assert {"pool_a/images", "pool_b/count"} <= {v.path for v in variables}
+    for variable in variables:  # networks, pools, seed and optimizers: the same on both replicas
+        first, second = (np.asarray(value) for value in variable.value.values)
+        np.testing.assert_array_equal(first, second, err_msg=variable.path)
+    assert int(trainer.pool_a.count.value.values[0]) == 6
+    assert all(np.all(np.isfinite(values)) for values in history.values()), history
+    assert history["cycle_loss"][-1] < 0.9 * history["cycle_loss"][0], history["cycle_loss"]
+
+
+def test_mixed_precision_trains_with_a_loss_scale(digits):
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        gan_lessons.set_seed(0)
+        trainer = _prepared()
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert all(isinstance(o, keras.optimizers.LossScaleOptimizer) for o in (trainer.d_optimizer, trainer.g_optimizer))
+    assert trainer.generator_ab.compute_dtype == "float16" and trainer.pool_a.images.dtype == "float32"
+    history = trainer.fit(_plain_and_styled(digits), epochs=3, steps_per_epoch=3, verbose=0).history
+    assert all(np.all(np.isfinite(values)) for values in history.values()), history
+    assert history["cycle_loss"][-1] < 0.9 * history["cycle_loss"][0], history["cycle_loss"]
+    # The generators' first float16 gradients overflowed: those steps were skipped and the scale halved.
+    assert float(trainer.g_optimizer.dynamic_scale) < 2.0 ** 15
+
+
+def _networks(**names):
+    """Small CycleGAN networks, some replaced by ``names``."""
+    return {"generator_ab": cyclegan.resnet_generator(4, 0, name="g_ab"),
+            "generator_ba": cyclegan.resnet_generator(4, 0, name="g_ba"),
+            "discriminator_a": cyclegan.patchgan_discriminator(4, name="d_a"),
+            "discriminator_b": cyclegan.patchgan_discriminator(4, name="d_b"), **names}
+
+
+def _small_critic():
+    x = keras.Input((14, 14, 1))
+    return keras.Model(x, keras.layers.Conv2D(1, 3)(x), name="small")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: digit_tasks.style(np.zeros((2, 28, 28, 3))),
+     "images must be an array of shape (N, H, W, 1) or (H, W, 1); got shape (2, 28, 28, 3)."),
+    (lambda: digit_tasks.style("digits"), "images must be an array of shape (N, H, W, 1) or (H, W, 1); got 'digits'."),
+    (lambda: digit_tasks.dilate(np.zeros((2, 5, 5)), radius=-1), "radius must be a non-negative integer; got -1."),
+    (lambda: digit_tasks.split_unpaired(np.zeros((4, 28, 28, 1)), [0, 1, 2]),
+     "labels must hold 4 whole numbers, one per image; got 3 of type int64."),
+    (lambda: digit_tasks.split_unpaired(np.zeros((1, 28, 28, 1)), [0]),
+     "images must hold at least 2 digits, one for each domain; got 1."),
+    (lambda: digit_tasks.split_unpaired(np.zeros((2, 28, 28, 1)), [0, 1], seed=-1),
+     "seed must be an integer from 0 to 2**32 - 1; got -1."),
+    (lambda: digit_tasks.load_digit_domains(limit=0), "limit must be a positive integer; got 0."),
+    (lambda: digit_tasks.UnpairedDomains(*[np.zeros((2, 28, 28, 1))] * 2, [0, 1], [0, 1]).head(-1),
+     "n must be a positive integer; got -1."),
+    (lambda: digit_tasks.UnpairedDomains(np.zeros((2, 28, 28)), np.zeros((2, 28, 28, 1)), [0, 1], [0, 1]),
+     "a must be an array of shape (N, H, W, 1); got shape (2, 28, 28)."),
+    (lambda: digit_tasks.UnpairedDomains(*[np.zeros((2, 28, 28, 1))] * 2, [0, 1], [0, 1, 2]),
+     "b_labels must hold 2 whole numbers, one per image; got 3 of type int64."),
+    (lambda: cyclegan.resnet_generator(residual_blocks=-1), "residual_blocks must be a non-negative integer; got -1."),
+    (lambda: cyclegan.patchgan_discriminator(filters=0), "filters must be a positive integer; got 0."),
+    (lambda: cyclegan.ImagePool(size=-1), "size must be a non-negative integer; got -1."),
+    (lambda: cyclegan.ImagePool(seed="zero"), "seed must be an integer from 0 to 2**32 - 1; got 'zero'."),
+    (lambda: cyclegan.ImagePool(image_shape=(28, 0)), "image_shape must be a non-empty sequence of positive "
+                                                      "integers; got (28, 0)."),
+    (lambda: cyclegan.LinearDecay(1.0, total_steps=2.5), "total_steps must be a positive integer; got 2.5."),
+    (lambda: cyclegan.LinearDecay(0, total_steps=10), "initial_learning_rate must be a number in (0, inf); got 0."),
+    (lambda: cyclegan.LinearDecay(1.0, 10, constant_fraction=1), "constant_fraction must be a number in [0, 1); "
+                                                                 "got 1."),
+    (lambda: cyclegan.CycleGAN(**_networks(), cycle_weight=-1), "cycle_weight must be a number in [0, inf); got -1."),
+    (lambda: cyclegan.CycleGAN(**_networks(), identity_weight="5"),
+     "identity_weight must be a number in [0, inf); got '5'."),
+    (lambda: cyclegan.CycleGAN(**_networks(), pool_size=1.5), "size must be a non-negative integer; got 1.5."),
+    (lambda: cyclegan.CycleGAN(**_networks(), seed=None), "seed must be an integer from 0 to 2**32 - 1; got None."),
+    (lambda: cyclegan.CycleGAN(**_networks(discriminator_b=_small_critic())),
+     "the generator 'g_ab' makes images of shape (28, 28, 1), but the discriminator 'small' takes inputs of shape "
+     "(14, 14, 1); build them for the same image shape."),
+    (lambda: cyclegan.CycleGAN(**_networks(discriminator_a=_small_critic())),
+     "the generator 'g_ba' makes images of shape (28, 28, 1), but the discriminator 'small' takes inputs of shape "
+     "(14, 14, 1); build them for the same image shape."),
+    (lambda: cyclegan.translation_report(_identity_generator("copy"), _identity_generator("copy"), ("a", "b")),
+     "domains must be UnpairedDomains (digit_tasks.load_digit_domains); got tuple."),
+    (lambda: cyclegan.translation_report("copy", _identity_generator("copy"), None),
+     "generator_ab must be callable (a network or a function); got 'copy'."),
+])
+def test_bad_arguments_get_one_sentence(call, message):
+    with pytest.raises(checks.BadArgument, match="^" + re.escape(message) + "$"):
+        call()
+
+
+def test_domains_without_their_arrays_are_refused(tmp_path):
+    np.savez(tmp_path / "half.npz", a=np.zeros((2, 28, 28, 1)), a_labels=[0, 1])
+    with pytest.raises(checks.BadArgument, match=r"half\.npz has no array b, b_labels; it needs a, a_labels, b, "
+                                                 r"b_labels\.$"):
+        digit_tasks.UnpairedDomains.load(tmp_path / "half.npz")
 
 
 def test_translation_report_of_identity_generators(digits):
     x, y = digits
-    d = cyclegan.split_unpaired(x, y)
+    d = digit_tasks.split_unpaired(x, y)
     copy = _identity_generator("copy")
     report = cyclegan.translation_report(copy, copy, d, classify=lambda images: np.zeros(len(images), int))
+    # Any callable translator will do, a network or not (lesson 05 measures composed ones).
+    assert cyclegan.translation_report(lambda images, training=False: images, copy, d,
+                                       classify=lambda images: np.zeros(len(images), int)) == report
     assert report["cycle_error_a"] == pytest.approx(0.0, abs=1e-6)
     assert report["cycle_error_b"] == pytest.approx(0.0, abs=1e-6)
     assert report["style_error"] == pytest.approx(report["style_error_copy"], rel=1e-5)
     assert report["class_kept_b_to_a"] == pytest.approx(np.mean(d.b_labels == 0))
     # B -> A against the plain digits B was styled from: a copy scores the copy reference.
-    assert np.array_equal(cyclegan.style(d.b_source), d.b)
+    assert np.array_equal(digit_tasks.style(d.b_source), d.b)
     assert report["truth_error_b_to_a"] == pytest.approx(report["truth_error_b_to_a_copy"], rel=1e-5)
     assert report["truth_error_b_to_a_copy"] > report["truth_error_b_to_a_mean_a"] > 0
     # A translator that returns the true source digit has no truth error.
-    exact = cyclegan.translation_report(copy, copy, cyclegan.UnpairedDomains(
-        d.b_source, d.b_source, d.b_labels, d.b_labels, b_source=d.b_source), classify=lambda images: np.zeros(len(images), int))
+    exact = cyclegan.translation_report(copy, copy, digit_tasks.UnpairedDomains(
+        d.b_source, d.b_source, d.b_labels, d.b_labels, b_source=d.b_source),
+        classify=lambda images: np.zeros(len(images), int))
     assert exact["truth_error_b_to_a"] == pytest.approx(0.0, abs=1e-6)
     # Domains read back from test_domains.npz carry no source digits, so no truth error.
-    no_source = cyclegan.UnpairedDomains(d.a, d.b, d.a_labels, d.b_labels)
+    no_source = digit_tasks.UnpairedDomains(d.a, d.b, d.a_labels, d.b_labels)
     assert "truth_error_b_to_a" not in cyclegan.translation_report(copy, copy, no_source,
                                                                     classify=lambda i: np.zeros(len(i), int))
 

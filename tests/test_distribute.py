@@ -156,7 +156,7 @@ def mixed_float16():
 
 
 LEARNS = {"dcgan": "d_loss", "cgan": "d_loss", "wgan-gp": "c_loss", "wgan-clip": "c_loss", "cyclegan": "cycle_loss",
-          "pix2pix": "l1_loss", "stylegan": "d_loss", "diffusion": "loss"}
+          "pix2pix": "l1", "stylegan": "d_loss", "diffusion": "loss"}
 """For each family, a logged loss that falls in the first few steps."""
 
 

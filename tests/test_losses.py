@@ -36,18 +36,30 @@ def test_the_discriminator_loss_is_lowest_at_d_star(p_real, p_fake):
         assert loss_and_gradient(np.log(d_star / (1 - d_star)) + shift)[0] > best
 
 
-def _grad(loss_fn, logit):
-    x = tf.constant([[logit]])
+def _value_and_grad(loss_fn, logits):
+    x = tf.constant(np.asarray(logits, "float32")[:, None])
     with tf.GradientTape() as tape:
         tape.watch(x)
         loss = loss_fn(x)
-    return float(tape.gradient(loss, x)[0, 0])
+    return float(loss), tape.gradient(loss, x).numpy()[:, 0]
+
+
+def test_the_generator_losses_are_their_formulas():
+    """-log D(G(z)) and log(1 - D(G(z))) at D = sigmoid(l), averaged over the batch, with their
+    gradients d/dl = -(1 - D) / n and -D / n."""
+    logits = np.array([-8.0, -2.0, 0.0, 3.0])
+    d = 1 / (1 + np.exp(-logits))
+    ns, ns_grad = _value_and_grad(losses.generator_loss, logits)
+    mm, mm_grad = _value_and_grad(losses.minimax_generator_loss, logits)
+    assert ns == pytest.approx(np.mean(-np.log(d)), rel=1e-6) and mm == pytest.approx(np.mean(np.log(1 - d)), rel=1e-6)
+    np.testing.assert_allclose(ns_grad, -(1 - d) / 4, rtol=1e-5)
+    np.testing.assert_allclose(mm_grad, -d / 4, rtol=1e-5)
 
 
 def test_non_saturating_gradient_is_strong_when_d_rejects_fakes():
-    logit = -8.0  # D(G(z)) = sigmoid(-8) ~ 3e-4: the discriminator easily spots the fake
-    ns = _grad(losses.generator_loss, logit)
-    mm = _grad(losses.minimax_generator_loss, logit)
+    logit = [-8.0]  # D(G(z)) = sigmoid(-8) ~ 3e-4: the discriminator easily spots the fake
+    ns = _value_and_grad(losses.generator_loss, logit)[1][0]
+    mm = _value_and_grad(losses.minimax_generator_loss, logit)[1][0]
     # Both push the logit up (negative gradient), but the minimax one has almost vanished.
     assert ns < 0 and mm < 0
     assert abs(ns) > 0.99
@@ -79,4 +91,25 @@ def test_least_squares_and_cycle_losses():
     assert float(losses.lsgan_generator_loss(ones)) == 0.0 and float(losses.lsgan_generator_loss(zeros)) == 1.0
     a = np.zeros((2, 28, 28, 1), "float32")
     assert float(losses.cycle_loss(a, a + 0.5, weight=10.0)) == pytest.approx(5.0)
-    assert float(losses.identity_loss(a, a - 0.2, weight=5.0)) == pytest.approx(1.0)
+    assert float(losses.identity_loss(a, a - 0.2, weight=2.0)) == pytest.approx(0.4)
+    assert float(losses.identity_loss(a, a - 0.2)) == pytest.approx(1.0)  # weight 5 by default
+    assert float(losses.cycle_loss(a, a + 0.5)) == pytest.approx(5.0)  # weight 10 by default
+
+
+def test_the_wasserstein_losses_are_their_formulas():
+    real, fake = tf.constant([[2.0], [4.0]]), tf.constant([[-1.0], [1.0], [3.0]])
+    assert float(losses.critic_loss(real, fake)) == pytest.approx(1.0 - 3.0)  # E f(G(z)) - E f(x)
+    assert float(losses.wasserstein_generator_loss(fake)) == pytest.approx(-1.0)  # -E f(G(z))
+
+
+@pytest.mark.parametrize("loss, arguments", [
+    (losses.discriminator_loss, 2), (losses.generator_loss, 1), (losses.minimax_generator_loss, 1),
+    (losses.critic_loss, 2), (losses.wasserstein_generator_loss, 1), (losses.lsgan_discriminator_loss, 2),
+    (losses.lsgan_generator_loss, 1), (losses.cycle_loss, 2), (losses.identity_loss, 2),
+])
+def test_losses_are_summed_in_float32_under_mixed_precision(loss, arguments):
+    """A float16 network's outputs give a float32 loss, the one float32 outputs would give."""
+    values = np.random.default_rng(0).normal(0, 4, (arguments, 64, 1)).astype("float16")
+    half = loss(*[tf.constant(v) for v in values])
+    assert half.dtype == tf.float32
+    assert float(half) == pytest.approx(float(loss(*[tf.constant(v.astype("float32")) for v in values])), rel=1e-6)

@@ -1,9 +1,7 @@
-"""Tests of gan_lessons.classifier and gan_lessons.metrics: the classifier cache, the
-metrics on arrays against hand-computed values, FID/KID ordering on digits, label
-accuracy, class coverage, evaluate_generator and FIDMonitor.
-
-They run the quick classifier (a few seconds to train) on the bundled digits, in a
-temporary cache folder.
+"""Tests of gan_lessons.metrics through the course classifier (the shipped weights; the
+classifier itself is tested in test_classifier.py): FID/KID ordering on digits, label
+accuracy, class coverage, evaluate_generator and FIDMonitor, and exact values with a
+stub classifier.
 """
 
 import json
@@ -20,14 +18,9 @@ N = 300  # samples per set: enough for stable orderings, fast on a CPU
 
 
 @pytest.fixture(scope="module", autouse=True)
-def quick_bundled(tmp_path_factory):
-    patch = pytest.MonkeyPatch()
-    patch.setenv("GAN_LESSONS_QUICK", "1")
-    patch.setenv(classifier.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
-    patch.setattr(classifier, "SOURCE", "bundled")
+def shipped_classifier():
     classifier.forget()
     yield
-    patch.undo()
     classifier.forget()
 
 
@@ -39,26 +32,6 @@ def sets():
     one_class = x_train[y_train == 1][:N]
     noise = np.random.default_rng(0).uniform(-1, 1, size=real_b.shape).astype(np.float32)
     return {"train": real_a, "test": real_b, "test_labels": labels_b, "ones": one_class, "noise": noise}
-
-
-def test_classifier_is_cached_and_leaves_random_state_alone(capsys):
-    # First load trains (empty cache folder), the second loads: both print one line,
-    # and the caller's numpy stream afterwards is the same either way.
-    classifier.forget()
-    np.random.seed(5)
-    classifier.load_classifier()
-    after_training = np.random.rand()
-    first = capsys.readouterr().out
-    classifier.forget()
-    np.random.seed(5)
-    classifier.load_classifier()
-    after_loading = np.random.rand()
-    second = capsys.readouterr().out
-    assert first.startswith("Trained the MNIST classifier") and "accuracy" in first
-    assert second.startswith("Loaded the cached MNIST classifier")
-    assert first.count("\n") == second.count("\n") == 1
-    assert after_training == after_loading
-    assert len(list(classifier.cache_dir().glob("*.keras"))) == 1
 
 
 def test_features_have_the_documented_shape(sets):
@@ -202,10 +175,20 @@ def test_bad_arguments_raise_clear_errors(sets):
         metrics.label_accuracy(sets["test"], sets["test_labels"][:3])
     with pytest.raises(ValueError, match="every"):
         callbacks.FIDMonitor(every=0)
-    with pytest.raises(ValueError, match="images must hold at least 1"):
+    with pytest.raises(ValueError, match=r"images must be an array of shape .* got shape \(0, 28, 28, 1\)"):
         metrics.features(sets["test"][:0])
-    with pytest.raises(ValueError, match="images must hold at least 1"):
-        metrics.classify(np.zeros((0, 28, 28, 1)))
+    with pytest.raises(ValueError, match="images holds 1 NaN or infinite value"):
+        metrics.classify(np.where(np.arange(784).reshape(1, 28, 28) == 5, np.nan, 0.0))
+    with pytest.raises(ValueError, match="images must hold at least 10 images; got 3"):
+        metrics.evaluate_images(sets["test"][:3])
+    with pytest.raises(ValueError, match="n must be at most 1,000 .*; got 1200"):
+        metrics.evaluate_images(np.zeros((1200, 28, 28)), n=2000)
+    with pytest.raises(ValueError, match="n must be at most 1,000"):
+        metrics.fid_floor(1001)
+    inputs = [keras.Input((2,)), keras.Input((3,)), keras.Input((1,))]
+    three_inputs = keras.Model(inputs, keras.layers.Concatenate()(inputs), name="three")
+    with pytest.raises(ValueError, match="generator must take 1 or 2 input.*'three' takes 3"):
+        metrics.evaluate_generator(three_inputs, n=20)
 
 
 # ------------------------------------------------- exact values with a stub classifier

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from gan_lessons import metrics
+from gan_lessons import checks, metrics
 
 
 def column(*values):
@@ -98,8 +98,22 @@ def test_fid_infinity_removes_most_of_the_small_sample_bias():
     (lambda: metrics.fid(np.zeros(5), np.zeros(5)), "features_a must be a 2-D array"),
     (lambda: metrics.fid_infinity(column(0, 1, 2), column(0, 1, 2), sizes=[3, 3]), "sizes must hold at least 2"),
     (lambda: metrics.copying(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 2))), "but held_out has 2"),
+    (lambda: metrics.fid([["a", "b"]], np.zeros((5, 2))), r"features_a must be an array of numbers; got \[\['a'"),
+    (lambda: metrics.kid(np.zeros((5, 2)), np.ones((5, 2)), seed=-1), "seed must be an integer from 0 .* got -1"),
+    (lambda: metrics.kid(np.zeros((5, 2)), np.ones((5, 2)), subset_size=1), "subset_size must be an integer >= 2"),
+    (lambda: metrics.fid_infinity(column(0, 1, 2), column(0, 1, 2), seed="0"), "seed must be an integer .* got '0'"),
+    (lambda: metrics.frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(2)),
+     r"mu_a, cov_a, mu_b and cov_b must have shapes .* got \(2,\), \(2, 2\), \(3,\) and \(2, 2\)"),
+    (lambda: metrics.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(3)), "cov_a has 2 features per "),
+    (lambda: metrics.frechet_distance(np.zeros(2), np.full((2, 2), np.nan), np.zeros(2), np.eye(2)),
+     "cov_a holds 4 NaN"),
+    (lambda: metrics.class_coverage(np.zeros((4, 28, 28)), min_share=1.5), r"min_share must be a number in \(0, 1\]"),
+    (lambda: metrics.mode_coverage(np.zeros((4, 2)), np.zeros((3, 3)), std=0.1), "centres"),
+    (lambda: metrics.mode_coverage(np.zeros((4, 2)), np.zeros((3, 2)), std=0), "std must be a number in"),
+    (lambda: metrics.generator_inputs("generator", 10), "generator must be a Keras model; got str 'generator'"),
+    (lambda: metrics.generate(lambda x: x, np.zeros((4, 2))), "generator must be a Keras model; got function"),
 ])
 def test_bad_input_is_one_sentence_naming_the_argument(call, message):
-    with pytest.raises(ValueError, match=message) as info:
+    with pytest.raises(checks.BadArgument, match=message) as info:
         call()
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and str(info.value).endswith(".")

@@ -201,6 +201,16 @@ def test_lesson_05_train_step_is_the_package_cyclegan():
     batch = digits((2, 6))
     same_step(make, notebook_class("05_cyclegan.ipynb", "CycleGAN"), cyclegan.CycleGAN,
               (batch[0], -batch[1]))
+    # The lesson writes train_step alone; its class takes the rest (compile included) from the
+    # package's. That one method has the package's text.
+    cells = json.loads((NOTEBOOKS / "05_cyclegan.ipynb").read_text())["cells"]
+    [cell] = ["".join(c["source"]) for c in cells
+              if c["cell_type"] == "code" and re.search(r"^class CycleGAN\(", "".join(c["source"]), re.M)]
+    [lesson] = _body(ast.parse(cell), "CycleGAN")
+    [package] = [statement for statement in _body(ast.parse(textwrap.dedent(inspect.getsource(cyclegan.CycleGAN))),
+                                                  "CycleGAN") if statement.startswith("def train_step(")]
+    assert lesson == package, "\n".join(difflib.unified_diff(package.splitlines(), lesson.splitlines(), "package",
+                                                             "05_cyclegan.ipynb", lineterm=""))
 
 
 def notebook_functions(notebook, *names):
@@ -240,10 +250,13 @@ def test_lesson_07_metrics_are_the_package_metrics():
 
 
 def test_lesson_06_pairs_networks_and_trainer_are_the_package_pix2pix():
+    from gan_lessons import digit_tasks
+
     lesson = notebook_functions("06_pix2pix.ipynb", "sketch", "unet_generator", "conditional_patchgan")
+    lesson.update(checks=checks, IMAGE_SHAPE=gan.IMAGE_SHAPE)  # what the lesson imports for its networks
     x = digits((8,)).numpy()
-    np.testing.assert_array_equal(lesson["sketch"](x), pix2pix.sketch(x))
-    np.testing.assert_array_equal(lesson["hide_lower_half"](x), pix2pix.hide_lower_half(x))
+    np.testing.assert_array_equal(lesson["sketch"](x), digit_tasks.sketch(x))
+    np.testing.assert_array_equal(lesson["hide_lower_half"](x), digit_tasks.hide_lower_half(x))
     for skips in (True, False):
         nets = []
         for build in (lesson["unet_generator"], pix2pix.unet_generator):
@@ -256,8 +269,21 @@ def test_lesson_06_pairs_networks_and_trainer_are_the_package_pix2pix():
         nets.append(build(8))
     np.testing.assert_allclose(np.asarray(nets[0]([x, x])), np.asarray(nets[1]([x, x])), rtol=1e-6, atol=1e-6)
 
+    # The networks' text is the package's too (docstrings, comments and whitespace aside).
+    cells = ["".join(c["source"]) for c in json.loads((NOTEBOOKS / "06_pix2pix.ipynb").read_text())["cells"]
+             if c["cell_type"] == "code"]
+    for function in (pix2pix.unet_generator, pix2pix.conditional_patchgan):
+        texts = []
+        for source in ([c for c in cells if re.search(rf"^def {function.__name__}\(", c, re.M)][0],
+                       inspect.getsource(function)):
+            [node] = [n for n in ast.parse(source).body if getattr(n, "name", None) == function.__name__]
+            node.body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+            texts.append(ast.unparse(node).splitlines())
+        assert texts[0] == texts[1], "\n".join(difflib.unified_diff(texts[1], texts[0], "package", "lesson",
+                                                                   lineterm=""))
+
     lesson_class = notebook_class("06_pix2pix.ipynb", "Pix2Pix")
-    batch = (tf.constant(pix2pix.sketch(x)), tf.constant(x))
+    batch = (tf.constant(digit_tasks.sketch(x)), tf.constant(x))
     for weights in ({"l1_weight": 100.0, "gan_weight": 1.0}, {"l1_weight": 100.0, "gan_weight": 0.0}):
         def make(cls):
             trainer = cls(pix2pix.unet_generator(8), pix2pix.conditional_patchgan(8), **weights)
@@ -266,6 +292,8 @@ def test_lesson_06_pairs_networks_and_trainer_are_the_package_pix2pix():
             return trainer
 
         same_step(make, lesson_class, pix2pix.Pix2Pix, batch)
+    same_source("06_pix2pix.ipynb", "Pix2Pix", pix2pix.Pix2Pix)
+    assert lesson_class.compile is pix2pix.Pix2Pix.compile is gan.GAN.compile  # lesson 01's, inherited
 
 
 def notebook_definitions(notebook, namespace):
@@ -281,10 +309,38 @@ def notebook_definitions(notebook, namespace):
 def test_lesson_08_networks_and_trainer_are_the_package_stylegan():
     from gan_lessons import checks, stylegan
 
-    lesson = notebook_definitions("08_stylegan.ipynb", {
-        "np": np, "keras": keras, "tf": tf, "layers": keras.layers, "losses": losses, "checks": checks,
-        "metrics": metrics, "IMAGE_SHAPE": gan.IMAGE_SHAPE, "NUM_STYLES": stylegan.NUM_STYLES,
-        "STYLE_INIT": stylegan.STYLE_INIT})
+    notebook = "08_stylegan.ipynb"
+    sources = ["".join(c["source"]) for c in json.loads((NOTEBOOKS / notebook).read_text())["cells"]
+               if c["cell_type"] == "code"]
+
+    def same_text(name, package_object):  # of a function: its statements, docstrings aside, as same_source
+        texts = []
+        for source in (*sources, inspect.getsource(package_object)):
+            for node in ast.parse(source).body:
+                if isinstance(node, ast.FunctionDef) and node.name == name:
+                    in_a_class = "class _:\n" + textwrap.indent(ast.get_source_segment(source, node), "    ")
+                    texts.append(_body(ast.parse(in_a_class), "_"))
+        assert len(texts) == 2, f"{notebook} should define {name} in one code cell"
+        assert texts[0] == texts[1], "\n".join(difflib.unified_diff(texts[1], texts[0], "package", notebook,
+                                                                    lineterm=""))
+
+    for name in ("PixelNorm", "ModulatedConv2D", "NoiseInjection", "ConstantInput", "Truncation", "MinibatchStd",
+                 "StyleGAN"):
+        same_source(notebook, name, getattr(stylegan, name))
+    for name in ("mapping_network", "synthesis_network", "style_generator", "discriminator", "parts"):
+        same_text(name, getattr(stylegan, name))
+
+    # The lesson's cells of definitions and imports, run in order: its style mixing and helpers
+    # are the package's, and they work on the lesson's networks.
+    lesson = {"np": np, "keras": keras, "tf": tf, "layers": keras.layers, "losses": losses, "checks": checks,
+              "gan": gan, "metrics": metrics, "IMAGE_SHAPE": gan.IMAGE_SHAPE, "NUM_STYLES": stylegan.NUM_STYLES,
+              "STYLE_INIT": stylegan.STYLE_INIT}
+    for source in sources:
+        body = ast.parse(source).body
+        if body and all(isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.ImportFrom)) for node in body):
+            exec(compile(source, notebook, "exec"), lesson)
+    for name in ("mix", "styles_of", "draw", "set_noise", "set_psi"):
+        assert lesson[name] is getattr(stylegan, name), name
     z = np.random.default_rng(0).standard_normal((4, 16)).astype("float32")
     images = np.random.default_rng(1).uniform(-1, 1, (4, 28, 28, 1)).astype("float32")
     built = []
@@ -300,8 +356,12 @@ def test_lesson_08_networks_and_trainer_are_the_package_stylegan():
     assert [w.shape for w in g_lesson.weights] == [w.shape for w in g_package.weights]
     np.testing.assert_allclose(x_lesson, x_package, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(logit_lesson, logit_package, rtol=1e-5, atol=1e-6)
+    lesson["set_noise"](g_lesson, False)
     w = lesson["styles_of"](g_lesson, z)
-    np.testing.assert_array_equal(lesson["mix"](w, w[::-1], 3).numpy(), stylegan.mix(w, w[::-1], 3).numpy())
+    first_layers_from_w = lesson["draw"](g_lesson, lesson["mix"](w, w[::-1], 3))
+    assert first_layers_from_w.shape == (4, 28, 28, 1)
+    np.testing.assert_allclose(lesson["draw"](g_lesson, w), metrics.generate(g_lesson, z), atol=1e-5)
+    lesson["set_noise"](g_lesson, True)
 
     def make(cls):
         module = lesson if cls is lesson["StyleGAN"] else vars(stylegan)
@@ -319,10 +379,33 @@ def test_lesson_09_networks_trainer_and_samplers_are_the_package_diffusion():
 
     from gan_lessons import checks, diffusion
 
-    lesson = notebook_definitions("09_diffusion.ipynb", {
+    notebook = "09_diffusion.ipynb"
+    sources = ["".join(c["source"]) for c in json.loads((NOTEBOOKS / notebook).read_text())["cells"]
+               if c["cell_type"] == "code"]
+
+    def same_text(name, package_object):  # of a function or class: its statements, docstrings aside
+        texts = []
+        for source in (*sources, inspect.getsource(package_object)):
+            for node in ast.parse(source).body:
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name:
+                    in_a_class = "class _:\n" + textwrap.indent(ast.get_source_segment(source, node), "    ")
+                    texts.append(_body(ast.parse(in_a_class), "_"))
+        assert len(texts) == 2, f"{notebook} should define {name} in one code cell"
+        assert texts[0] == texts[1], "\n".join(difflib.unified_diff(texts[1], texts[0], "package", notebook,
+                                                                    lineterm=""))
+
+    for name in ("SinusoidalEmbedding", "Diffusion"):
+        same_source(notebook, name, getattr(diffusion, name))
+    for name in ("Schedule", "training_target", "split", "toy_denoiser", "guided_prediction", "initial_noise",
+                 "ddpm_sample", "res_block", "unet", "ddim_sample", "autoencoder", "train_autoencoder", "encode",
+                 "decode"):
+        same_text(name, getattr(diffusion, name))
+
+    imported = {alias.name for source in sources for node in ast.walk(ast.parse(source))
+                if isinstance(node, ast.ImportFrom) and node.module == "gan_lessons.diffusion" for alias in node.names}
+    lesson = notebook_definitions(notebook, {
         "np": np, "keras": keras, "tf": tf, "layers": keras.layers, "math": math, "checks": checks,
-        "IMAGE_SHAPE": gan.IMAGE_SHAPE, **{name: getattr(diffusion, name) for name in (
-            "TARGETS", "check_target", "check_guidance", "check_labels", "check_steps", "num_classes_of")}})
+        "IMAGE_SHAPE": gan.IMAGE_SHAPE, **{name: getattr(diffusion, name) for name in imported}})
     package = vars(diffusion)
     rng = np.random.default_rng(0)
     for name in ("linear", "cosine"):

@@ -1,14 +1,17 @@
-"""Lesson 06's package code: the paired digit tasks, the U-Net and conditional PatchGAN,
-the Pix2Pix trainer and its report, and the command line's pix2pix run."""
+"""Lesson 06's package code: the paired digit tasks (digit_tasks), the U-Net and conditional
+PatchGAN, the Pix2Pix trainer (on one device, two replicas and in float16), bad arguments, its
+report, and the command line's pix2pix run."""
 
 import json
+import re
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import gan_lessons
-from gan_lessons import data, metrics, pix2pix
+from gan_lessons import checks, data, digit_tasks, distribute, metrics, pix2pix
 from gan_lessons.__main__ import main
 
 
@@ -26,44 +29,82 @@ def _square():
 
 
 def test_sketch_is_an_outline_in_black_and_white():
-    edges = pix2pix.sketch(_square())
+    edges = digit_tasks.sketch(_square())
     assert set(np.unique(edges)) == {-1.0, 1.0}
     assert edges[0, 14, 14, 0] == -1.0  # the inside of the square is not an edge
     assert edges[0, 9, 14, 0] == 1.0 and edges[0, 14, 8, 0] == 1.0  # its border is
     assert np.all(edges[0, :6] == -1.0)  # far from any ink: paper
-    assert np.all(pix2pix.sketch(-np.ones((2, 28, 28, 1))) == -1.0)  # blank paper has no edges
+    assert np.all(digit_tasks.sketch(-np.ones((2, 28, 28, 1))) == -1.0)  # blank paper has no edges
 
 
 def test_complete_hides_the_lower_half_only(digits):
     x, _ = digits
-    inputs, targets = pix2pix.make_pairs(x[:5], "complete")
+    inputs, targets = digit_tasks.make_pairs(x[:5], "complete")
     assert np.array_equal(targets, x[:5])
-    assert np.all(inputs[:, 14:] == pix2pix.HIDDEN)
+    assert np.all(inputs[:, 14:] == digit_tasks.HIDDEN)
     assert np.array_equal(inputs[:, :14], x[:5, :14])
 
 
 def test_pairs_save_and_load_the_contract_arrays(digits, tmp_path):
     x, y = digits
-    pairs = pix2pix.Pairs(*pix2pix.make_pairs(x[:7]), y[:7])
+    pairs = digit_tasks.Pairs(*digit_tasks.make_pairs(x[:7]), y[:7])
     pairs.save(tmp_path / "p.npz")
     archive = np.load(tmp_path / "p.npz")
     assert set(archive.files) == {"inputs", "targets", "labels"}
-    loaded = pix2pix.Pairs.load(tmp_path / "p.npz")
+    loaded = digit_tasks.Pairs.load(tmp_path / "p.npz")
     assert np.array_equal(loaded.targets, x[:7]) and np.array_equal(loaded.labels, y[:7])
     np.savez(tmp_path / "bad.npz", inputs=x[:3], targets=x[:3])
-    with pytest.raises(ValueError, match="has no array labels"):
-        pix2pix.Pairs.load(tmp_path / "bad.npz")
+    with pytest.raises(checks.BadArgument, match=r"bad\.npz has no array labels; it needs inputs, targets, labels\.$"):
+        digit_tasks.Pairs.load(tmp_path / "bad.npz")
 
 
-@pytest.mark.parametrize("call, words", [
-    (lambda x: pix2pix.check_pairs(np.zeros((2, 32, 32, 1))), "inputs must have shape"),
-    (lambda x: pix2pix.check_pairs(x[:2] * 255), "inputs must hold finite values in [-1, 1]"),
-    (lambda x: pix2pix.check_pairs(x[:2], x[:3]), "inputs has 2 images but targets has 3"),
-    (lambda x: pix2pix.make_pairs(x[:2], "colour"), "task must be one of"),
-    (lambda x: pix2pix.unet_generator(dropout=1.0), "dropout must be a number in"),
+def _one_input_critic():
+    x = keras.Input((28, 28, 1))
+    return keras.Model(x, keras.layers.Conv2D(1, 4, strides=4)(x), name="one_input")
+
+
+def _small_generator():
+    x = keras.Input((28, 28, 1))
+    return keras.Model(x, keras.layers.MaxPooling2D()(x), name="halver")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x: digit_tasks.check_pairs(np.zeros((2, 32, 32, 1))),
+     "inputs must be an array of shape (N, 28, 28, 1) or (N, 28, 28); got shape (2, 32, 32, 1)."),
+    (lambda x: digit_tasks.check_pairs(x[:2] * 255),
+     "inputs must hold finite values in [-1, 1] (scale images with x / 127.5 - 1); got values from -255 to 255."),
+    (lambda x: digit_tasks.check_pairs(x[:2], x[:3]), "inputs has 2 images but targets has 3; they must match."),
+    (lambda x: digit_tasks.check_pairs("digits"), "inputs must be an array of shape (N, 28, 28, 1) or (N, 28, 28); "
+                                                  "got 'digits'."),
+    (lambda x: digit_tasks.make_pairs(x[:2], "colour"), "task must be one of 'sketch', 'complete'; got 'colour'."),
+    (lambda x: digit_tasks.load_pairs(task="colour"), "task must be one of 'sketch', 'complete'; got 'colour'."),
+    (lambda x: digit_tasks.sketch(x[:2, :, :, 0]), "images must be an array of shape (N, H, W, 1); got shape "
+                                                   "(2, 28, 28)."),
+    (lambda x: digit_tasks.hide_lower_half(x[0]), "images must be an array of shape (N, H, W, 1); got shape "
+                                                  "(28, 28, 1)."),
+    (lambda x: digit_tasks.Pairs(x[:3], x[:3], [1, 2]), "labels must hold 3 whole numbers, one per image; got 2 of "
+                                                        "type int64."),
+    (lambda x: digit_tasks.Pairs(x[:2], x[:2], [1.5, 2.0]), "labels must hold 2 whole numbers, one per image; got 2 "
+                                                            "of type float64."),
+    (lambda x: digit_tasks.Pairs(x[:2], x[:2], [1, 2]).head(0), "n must be a positive integer; got 0."),
+    (lambda x: pix2pix.unet_generator(dropout=1.0), "dropout must be a number in [0, 1); got 1.0."),
+    (lambda x: pix2pix.unet_generator(skips="yes"), "skips must be one of True, False; got 'yes'."),
+    (lambda x: pix2pix.conditional_patchgan(filters=0), "filters must be a positive integer; got 0."),
+    (lambda x: pix2pix.Pix2Pix(pix2pix.unet_generator(4), pix2pix.conditional_patchgan(4), l1_weight=-1),
+     "l1_weight must be a number in [0, inf); got -1."),
+    (lambda x: pix2pix.Pix2Pix(pix2pix.unet_generator(4), pix2pix.conditional_patchgan(4), l1_weight=0, gan_weight=0),
+     "l1_weight and gan_weight are both 0, which leaves the generator nothing to learn; make at least one positive."),
+    (lambda x: pix2pix.Pix2Pix(pix2pix.unet_generator(4), _one_input_critic()),
+     "the discriminator must take two inputs, (input, output); 'one_input' takes 1."),
+    (lambda x: pix2pix.Pix2Pix(_small_generator(), pix2pix.conditional_patchgan(4, name="d")),
+     "the generator 'halver' makes images of shape (14, 14, 1), but the discriminator 'd' takes inputs of shape "
+     "(28, 28, 1); build them for the same image shape."),
+    (lambda x: pix2pix.sharpness(x[0]), "images must be an array of shape (N, H, W, C); got shape (28, 28, 1)."),
+    (lambda x: pix2pix.translation_report(pix2pix.unet_generator(4), x[:4], x[:4], [1, 2, 3]),
+     "labels must hold 4 whole numbers, one per image; got 3 of type int64."),
 ])
-def test_bad_input_gets_one_sentence(digits, call, words):
-    with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
+def test_bad_input_gets_one_sentence(digits, call, message):
+    with pytest.raises(checks.BadArgument, match="^" + re.escape(message) + "$"):
         call(digits[0])
 
 
@@ -85,7 +126,7 @@ def _trainer(**kwargs):
 
 
 def test_training_lowers_the_l1_error(digits):
-    inputs, targets = pix2pix.make_pairs(digits[0])
+    inputs, targets = digit_tasks.make_pairs(digits[0])
     trainer = _trainer()
     dataset, steps = data.make_dataset(inputs, targets, batch_size=32)
     history = trainer.fit(dataset, epochs=4, steps_per_epoch=steps, verbose=0).history
@@ -94,13 +135,89 @@ def test_training_lowers_the_l1_error(digits):
 
 
 def test_l1_alone_leaves_the_discriminator_untouched(digits):
-    inputs, targets = pix2pix.make_pairs(digits[0][:64])
+    inputs, targets = digit_tasks.make_pairs(digits[0][:64])
     trainer = _trainer(gan_weight=0.0)
     before = [np.array(w) for w in trainer.discriminator.weights]
     dataset, _ = data.make_dataset(inputs, targets, batch_size=32)
     logs = trainer.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0).history
     assert logs["d_loss"] == [0.0]
     assert all(np.array_equal(a, np.array(b)) for a, b in zip(before, trainer.discriminator.weights))
+
+
+class _ZeroScale(keras.optimizers.SGD):
+    """SGD whose scale_loss scales every loss to 0: the weights it trains stay as they are."""
+
+    def scale_loss(self, loss):
+        return 0.0 * loss
+
+
+@pytest.mark.parametrize("frozen", ["d_optimizer", "g_optimizer"])
+def test_each_player_takes_its_gradients_of_its_optimizers_scaled_loss(digits, frozen):
+    """Where the command line acts (several replicas, float16): optimizer.scale_loss."""
+    trainer = pix2pix.Pix2Pix(pix2pix.unet_generator(4), pix2pix.conditional_patchgan(4))
+    trainer.compile(**{"d_optimizer": keras.optimizers.SGD(0.1), "g_optimizer": keras.optimizers.SGD(0.1),
+                       frozen: _ZeroScale(0.1)})
+    players = {"d_optimizer": trainer.discriminator, "g_optimizer": trainer.generator}
+    before = {name: [np.array(w) for w in net.trainable_weights] for name, net in players.items()}
+    x = digits[0][:4]
+    trainer.train_step((tf.constant(digit_tasks.sketch(x)), tf.constant(x)))
+    for name, net in players.items():
+        same = [np.array_equal(b, np.array(w)) for b, w in zip(before[name], net.trainable_weights)]
+        assert all(same) if name == frozen else not any(same), name
+
+
+# ------------------------------------------------------- several devices, float16
+
+
+def _prepared():
+    """A small Pix2Pix prepared as the command line prepares one, under the current strategy
+    and dtype policy: each replica draws its own numbers, the optimizers fit both."""
+    trainer = pix2pix.Pix2Pix(pix2pix.unet_generator(4), pix2pix.conditional_patchgan(4))
+    distribute.replica_seeds(trainer)
+    trainer.compile(d_optimizer=distribute.optimizer(keras.optimizers.Adam(1e-3, beta_1=0.5)),
+                    g_optimizer=distribute.optimizer(keras.optimizers.Adam(1e-3, beta_1=0.5)))
+    return trainer
+
+
+def _sketches(digits):
+    x = digits[0][:32]
+    return tf.data.Dataset.from_tensor_slices((digit_tasks.sketch(x), x)).batch(8).repeat()
+
+
+def test_two_replicas_stay_in_step_and_learn(digits):
+    strategy, _ = distribute.make_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2  # conftest.py splits the CPU in two
+    gan_lessons.set_seed(0)
+    with strategy.scope():
+        trainer = _prepared()
+    history = trainer.fit(_sketches(digits), epochs=3, steps_per_epoch=3, verbose=0).history
+    # BatchNorm's moving statistics are each replica's own (Keras's default); every other
+    # variable, optimizers' included, holds the same value on both replicas.
+    shared = [v for v in trainer.variables + trainer.d_optimizer.variables + trainer.g_optimizer.variables
+              if not v.path.endswith(("moving_mean", "moving_variance"))]
+    assert len(shared) > 40
+    for variable in shared:
+        first, second = (np.asarray(value) for value in variable.value.values)
+        np.testing.assert_array_equal(first, second, err_msg=variable.path)
+    assert all(np.all(np.isfinite(values)) for values in history.values()), history
+    assert history["l1"][-1] < 0.95 * history["l1"][0], history["l1"]
+
+
+def test_mixed_precision_trains_with_a_loss_scale(digits):
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        gan_lessons.set_seed(0)
+        trainer = _prepared()
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert all(isinstance(o, keras.optimizers.LossScaleOptimizer) for o in (trainer.d_optimizer, trainer.g_optimizer))
+    assert trainer.generator.compute_dtype == "float16" and trainer.generator.variable_dtype == "float32"
+    # The first steps overflow in float16 (the L1 weight is 100) and are skipped while the
+    # loss scale halves; then the updates go through.
+    history = trainer.fit(_sketches(digits), epochs=4, steps_per_epoch=3, verbose=0).history
+    assert all(np.all(np.isfinite(values)) for values in history.values()), history
+    assert history["l1"][-1] < 0.95 * history["l1"][0], history["l1"]
+    assert float(trainer.g_optimizer.dynamic_scale) < 2.0 ** 15
 
 
 def test_translation_report_of_a_perfect_translator(digits):

@@ -1,7 +1,9 @@
-"""Lesson 08's package code: modulation and demodulation, AdaIN, noise, truncation, style
-mixing, the trainer's step, and the command line's stylegan run."""
+"""Lesson 08's code: modulation and demodulation, the lesson's AdaIN, noise, truncation, style
+mixing, the trainer's step (on one device, two replicas and in float16), and the command line's
+stylegan run."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import gan_lessons  # noqa: F401
-from gan_lessons import checks, data, metrics, stylegan
+from gan_lessons import checks, data, distribute, gan, metrics, stylegan
 from gan_lessons.__main__ import main
 
 
@@ -44,11 +46,20 @@ def test_demodulation_keeps_unit_variance_inputs_at_unit_variance():
     assert off([x, w]).numpy()[inner].std() > 2.0
 
 
-def test_adain_gives_each_channel_the_style_s_mean_and_spread():
+def lesson_adain():
+    """AdaIN is written in the lesson only (the package's networks modulate instead)."""
+    cells = json.loads((Path(__file__).parents[1] / "notebooks" / "08_stylegan.ipynb").read_text())["cells"]
+    [source] = ["".join(c["source"]) for c in cells if "class AdaIN(" in "".join(c["source"])]
+    namespace = {"keras": keras, "tf": tf, "layers": keras.layers, "STYLE_INIT": stylegan.STYLE_INIT}
+    exec(compile(source, "08_stylegan.ipynb", "exec"), namespace)
+    return namespace["AdaIN"]
+
+
+def test_the_lesson_s_adain_gives_each_channel_the_style_s_mean_and_spread():
     rng = np.random.default_rng(2)
     x = (3 + 2 * rng.standard_normal((2, 6, 6, 3))).astype("float32")
     w = rng.standard_normal((2, 5)).astype("float32")
-    layer = stylegan.AdaIN()
+    layer = lesson_adain()()
     out = layer([x, w]).numpy()
     np.testing.assert_allclose(out.mean(axis=(1, 2)), layer.shift(w).numpy(), atol=1e-4)
     np.testing.assert_allclose(out.std(axis=(1, 2)), np.abs(layer.scale(w).numpy()), rtol=1e-3)
@@ -62,15 +73,29 @@ def test_mix_takes_the_first_style_before_the_crossover():
 
 
 @pytest.mark.parametrize("call, words", [
-    (lambda g: stylegan.set_psi(g, 1.5), "psi"),
-    (lambda g: stylegan.set_psi(g, -0.1), "psi"),
-    (lambda g: stylegan.mix(np.zeros((1, 8)), np.zeros((1, 8)), 0), "crossover"),
-    (lambda g: stylegan.mix(np.zeros((1, 8)), np.zeros((1, 8)), stylegan.NUM_STYLES), "crossover"),
-    (lambda g: stylegan.mix(np.zeros((1, 8)), np.zeros((2, 8)), 2), "w_first and w_second"),
-    (lambda g: stylegan.styles_of(g, np.zeros((2, 15))), "z must be a (batch, 16)"),
+    (lambda g: stylegan.set_psi(g, 1.5), "psi must be a number in [0, 1]; got 1.5"),
+    (lambda g: stylegan.set_psi(g, -0.1), "psi must be a number in [0, 1]; got -0.1"),
+    (lambda g: stylegan.set_noise(g, "off"), "on must be True (noise on) or False (off); got 'off'"),
+    (lambda g: stylegan.mix(np.zeros((1, 8)), np.zeros((1, 8)), 0), "crossover must be one of 1, 2, 3, 4, 5; got 0"),
+    (lambda g: stylegan.mix(np.zeros((1, 8)), np.zeros((1, 8)), stylegan.NUM_STYLES), "crossover must be one of"),
+    (lambda g: stylegan.mix(np.zeros((1, 8)), np.zeros((2, 8)), 2), "w_second must be an array of shape (1, 8); "
+                                                                    "got shape (2, 8)"),
+    (lambda g: stylegan.styles_of(g, np.zeros((2, 15))), "z must be an array of shape (batch, 16); got shape (2, 15)"),
+    (lambda g: stylegan.draw(g, np.zeros((2, 3, 8))), "styles must be an array of shape (batch, 6, 8) or (batch, 8)"),
+    (lambda g: stylegan.parts(gan.mlp_generator(8, (8,))), "generator must be a style generator"),
+    (lambda g: stylegan.style_generator(stylegan.mapping_network(16, 8, 1), stylegan.synthesis_network(4, (4, 4, 4))),
+     "the mapping network makes w of shape (8,), but the synthesis network takes styles of shape (6, 4)"),
+    (lambda g: stylegan.synthesis_network(8, (8, 8)), "filters must give 3 channel counts"),
+    (lambda g: stylegan.synthesis_network(8, seed=-1), "seed must be an integer from 0 to 2**32 - 1; got -1"),
+    (lambda g: stylegan.NoiseInjection(seed="a"), "seed must be an integer"),
+    (lambda g: stylegan.Truncation(psi=2), "psi must be a number in [0, 1]; got 2"),
+    (lambda g: stylegan.StyleGAN(g, stylegan.discriminator(4), mixing=1.5), "mixing must be a number in [0, 1]"),
+    (lambda g: stylegan.StyleGAN(g, keras.Sequential([keras.Input((14, 14, 1)), keras.layers.Flatten(),
+                                                      keras.layers.Dense(1)], name="small")),
+     "makes images of shape (28, 28, 1), but the discriminator 'small' takes inputs of shape (14, 14, 1)"),
 ])
 def test_bad_input_gets_one_sentence(generator, call, words):
-    with pytest.raises(checks.BadArgument, match=None) as error:
+    with pytest.raises(checks.BadArgument) as error:
         call(generator)
     assert words in str(error.value) and "\n" not in str(error.value)
 
@@ -125,6 +150,82 @@ def test_a_training_step_moves_both_players_and_w_avg(own_mapping_optimizer):
     if own_mapping_optimizer:  # two steps of Adam at 1e-5 move each mapping weight by at most about 2e-5
         moved = [np.abs(v.numpy() - b).max() for v, b in zip(g.get_layer("mapping").trainable_variables, before)]
         assert 0 < max(moved) < 3e-5
+
+
+def test_each_optimizer_takes_the_gradient_of_the_loss_as_it_scales_it():
+    """Three loss scales, one per optimizer, move every weight as plain optimizers do: the mapping
+    network's gradient is taken for its own optimizer's scale, not the synthesis network's."""
+    x = tf.constant(data.load_mnist("train", source="bundled", limit=16, verbose=False)[0])
+    steps = []
+    for scales in (None, (2.0**3, 2.0**6, 2.0**12)):
+        gan_lessons.set_seed(0)
+        g = stylegan.style_generator(stylegan.mapping_network(16, 8, 2), stylegan.synthesis_network(8, (8, 8, 4)))
+        trainer = stylegan.StyleGAN(g, stylegan.discriminator(4), seed=0)
+        optimizers = [keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.01)]
+        if scales:
+            optimizers = [keras.optimizers.LossScaleOptimizer(o, initial_scale=s) for o, s in zip(optimizers, scales)]
+        trainer.compile(*optimizers)  # d_optimizer, g_optimizer, mapping_optimizer
+        before = [np.array(v) for v in trainer.weights]
+        trainer.train_step(x)
+        steps.append([np.array(v) - b for v, b in zip(trainer.weights, before)])
+    assert max(np.abs(step).max() for step in steps[0]) > 0
+    for plain, scaled, variable in zip(*steps, trainer.weights):
+        np.testing.assert_allclose(scaled, plain, rtol=1e-5, atol=1e-8, err_msg=variable.path)
+
+
+@pytest.fixture(scope="module")
+def mirrored():
+    """A MirroredStrategy over the CPU's two logical devices (tests/conftest.py makes them)."""
+    return distribute._mirrored(tuple(device.name for device in tf.config.list_logical_devices("CPU")))
+
+
+def prepared_style_gan():
+    """A small StyleGAN prepared as the command line prepares one, under the current strategy and
+    dtype policy: each replica draws its own noise, the optimizers fit the strategy and policy."""
+    gan_lessons.set_seed(0)
+    g = stylegan.style_generator(stylegan.mapping_network(16, 8, 2), stylegan.synthesis_network(8, (8, 8, 4)))
+    trainer = distribute.replica_seeds(stylegan.StyleGAN(g, stylegan.discriminator(4), seed=0))
+    trainer.compile(**{name: distribute.optimizer(keras.optimizers.Adam(rate, beta_1=0.5, beta_2=0.99)) for name, rate
+                       in (("d_optimizer", 2e-3), ("g_optimizer", 2e-3), ("mapping_optimizer", 2e-5))})
+    trainer.run_eagerly = True  # for networks this small, tracing the step would take most of the time
+    return trainer
+
+
+def train_steps(trainer, steps=5):
+    """``steps`` steps on batches of 16 digits; returns the losses of each step."""
+    x, _ = data.load_mnist("train", source="bundled", limit=16 * steps, verbose=False)
+    dataset = tf.data.Dataset.from_tensor_slices(x).batch(16)
+    history = trainer.fit(dataset, epochs=steps, steps_per_epoch=1, verbose=0).history  # one step an epoch
+    assert all(np.all(np.isfinite(values)) for values in history.values()), history
+    # The discriminator learns first: its loss falls from 2 log 2 = 1.39.
+    assert np.mean(history["d_loss"][-2:]) < history["d_loss"][0] - 0.05, history["d_loss"]
+    return history
+
+
+def test_on_two_replicas_every_variable_stays_in_step_and_the_discriminator_learns(mirrored):
+    with mirrored.scope():
+        trainer = prepared_style_gan()
+    train_steps(trainer)
+    optimizers = (trainer.d_optimizer, trainer.g_optimizer, trainer.mapping_optimizer)
+    for variable in trainer.weights + [v for optimizer in optimizers for v in optimizer.variables]:
+        first, second = (np.asarray(v) for v in mirrored.experimental_local_results(variable.value))
+        np.testing.assert_array_equal(first, second, err_msg=variable.path)  # w_avg: the replicas' mean
+    assert np.abs(np.asarray(trainer.truncation.w_avg)).sum() > 0
+
+
+def test_in_mixed_float16_each_optimizer_keeps_its_own_loss_scale():
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        trainer = prepared_style_gan()
+    finally:
+        keras.config.set_dtype_policy("float32")
+    optimizers = (trainer.d_optimizer, trainer.g_optimizer, trainer.mapping_optimizer)
+    assert all(isinstance(optimizer, keras.optimizers.LossScaleOptimizer) for optimizer in optimizers)
+    assert trainer.synthesis.compute_dtype == "float16" and trainer.synthesis.variable_dtype == "float32"
+    mapping_before = [np.array(v) for v in trainer.mapping.trainable_variables]
+    train_steps(trainer)
+    assert all(int(optimizer.iterations) >= 1 for optimizer in optimizers)  # not every step skipped
+    assert any(not np.array_equal(np.array(v), b) for v, b in zip(trainer.mapping.trainable_variables, mapping_before))
 
 
 def test_cli_quick_run_writes_the_contract_files(tmp_path, capsys):

@@ -13,7 +13,7 @@ from conftest import iterations
 
 import gan_lessons
 from gan_lessons import __main__ as cli
-from gan_lessons import callbacks, data, gan, losses, metrics, wgan
+from gan_lessons import callbacks, data, gan, losses, metrics, recipes, wgan
 
 
 def _linear_critic(w):
@@ -150,7 +150,7 @@ def test_each_critic_step_trains_on_its_own_batch(ring):
             seen.append(np.asarray(x))
             return critic(x, training=training)
 
-    object.__setattr__(trainer, "critic", Spy())
+    object.__setattr__(trainer, "discriminator", Spy())  # the critic is lesson 01's discriminator
     stacked = points[:3 * 16].reshape(3, 16, 2)
     trainer.train_step(tf.constant(stacked))
     for i in range(3):
@@ -228,16 +228,17 @@ def test_a_run_stopped_by_nan_is_marked_failed_and_not_resumed(tmp_path, monkeyp
 
 @pytest.mark.parametrize("name, constraint", [("wgan", "clip_value"), ("wgan-gp", "gp_weight")])
 def test_the_command_line_wgans_follow_the_generator_contract(name, constraint):
-    trainer, extra = cli.MODELS[name].build(seed=0, total_steps=10)
+    trainer, extra = recipes.RECIPES[name].build(seed=0, total_steps=10)
     assert isinstance(trainer, wgan.WGAN) and trainer.n_critic == 5
     assert getattr(trainer, constraint) is not None
-    assert trainer.generator.input_shape == (None, cli.LATENT_DIM)
-    images = np.asarray(trainer.generator(np.zeros((4, cli.LATENT_DIM), "float32")))
+    assert trainer.generator.input_shape == (None, recipes.LATENT_DIM)
+    images = np.asarray(trainer.generator(np.zeros((4, recipes.LATENT_DIM), "float32")))
     assert images.shape == (4, 28, 28, 1) and np.all(np.abs(images) <= 1.0)
-    assert set(cli.MODELS[name].keys) <= {m.name for m in trainer.metrics}
+    assert set(recipes.RECIPES[name].keys) <= {m.name for m in trainer.metrics}
     # Every step gets five batches of 32, one per critic step; an epoch keeps one step per batch.
-    (dataset, steps), _ = cli._load_data(cli.MODELS[name], 32, 0, quick=True)
-    assert steps == cli.QUICK_DIGITS // 32 and next(iter(dataset)).shape == (5, 32, 28, 28, 1)
+    feed = recipes.RECIPES[name].feed
+    dataset, steps = feed.stream(feed.load(True, "auto")[0], {"batch_size": 32, "seed": 0})
+    assert steps == recipes.QUICK_DIGITS // 32 and next(iter(dataset)).shape == (5, 32, 28, 28, 1)
     if name == "wgan-gp":
         assert not any("batch_normalization" in layer.name for layer in trainer.critic.layers)
         assert trainer.d_optimizer.beta_2 == 0.9 and trainer.gp_weight == 10.0
