@@ -14,7 +14,7 @@ try:
     _runtime.import_tensorflow()
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(
-        "gan_lessons needs TensorFlow 2.16 or newer: install it with "
+        "gan_lessons needs TensorFlow 2.20 or newer: install it with "
         "pip install 'gan-lessons[cpu]' (or 'tensorflow' on a GPU machine)."
     ) from exc
 

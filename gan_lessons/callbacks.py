@@ -15,21 +15,10 @@ from gan_lessons import checks, metrics, plots
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Draws the generator's output on the same fixed inputs after every epoch.
-
-    Fixed noise means the frames differ only because the generator learned, so they can be
-    compared and played as a GIF. Frames are kept in ``self.frames`` and, when ``frames_dir`` is
-    given, saved as PNGs there, so that a resumed run (after a kernel restart) keeps them.
-
-    Args:
-        inputs: fixed generator input (noise, or [noise, labels]).
-        generator: the network to draw with (default: the trainer's ``generator``;
-            a CycleGAN passes one of its two translators).
-        frames_dir: folder for epoch_XXXX.png frames (optional).
-        show_every: show the grid inline every this many epochs (0: never).
-        rows: rows of the grid (default: square).
-        title: figure title prefix.
-    """
+    """Draws ``generator`` (default: the trainer's) on the same fixed ``inputs`` (noise, or [noise, labels])
+    after every epoch, so the frames (``self.frames``; PNGs in ``frames_dir`` when given, which a resumed run
+    keeps) differ only because it learned. ``show_every``: show the grid inline every this many epochs (0:
+    never); ``rows``: rows of the grid (default: square); ``title``: the start of the figure's title."""
 
     def __init__(self, inputs, generator=None, frames_dir=None, show_every=0, rows=None,
                  title="Samples from fixed noise"):
@@ -73,9 +62,8 @@ class SampleGrid(keras.callbacks.Callback):
             plt.close(fig)
 
     def save_gif(self, path, duration=0.25, every=1, scale=3):
-        """Write the frames collected so far to a GIF labelled with epoch numbers. ``every`` keeps
-        every n-th frame (the last one always), which keeps the GIF of a long run small enough to
-        embed in a notebook; ``scale`` enlarges pixels."""
+        """Write the frames so far to a GIF labelled with epoch numbers: every ``every``-th frame (and the
+        last), which keeps a long run's GIF small; ``scale`` enlarges pixels."""
         every = checks.count("every", every)
         frames = sorted(self.frames, key=lambda f: f[0])
         frames = [f for i, f in enumerate(frames) if i % every == 0 or i == len(frames) - 1]
@@ -179,12 +167,9 @@ class BackupRefused(RuntimeError):
 
 
 def resume(backup_dir):
-    """A callback that makes ``fit`` resumable after an interruption: Keras's ``BackupAndRestore``
-    saves the trainer (networks and optimizers' state) after every epoch, and a ``fit`` called
-    again after a crash, kernel restart or Ctrl-C continues from the next epoch. The backup is
-    deleted when training finishes, except after ``StopOnNaN`` stopped it: then the folder is
-    marked failed, and ``fit`` with it refuses to start (``BackupRefused``), as it does for a
-    backup of other networks."""
+    """A callback that makes ``fit`` resumable: Keras's ``BackupAndRestore`` saves the trainer after every
+    epoch and a ``fit`` called again continues from the next one. A run that ``StopOnNaN`` stopped keeps its
+    backup, marked failed, which ``fit`` refuses (``BackupRefused``), as it refuses one of other networks."""
     return _Backup(str(backup_dir), save_freq="epoch", delete_checkpoint=True)
 
 
@@ -215,23 +200,13 @@ def _clock(seconds):
 
 
 class Progress(keras.callbacks.Callback):
-    """A one-line progress bar over epochs: losses, elapsed and remaining time.
-
-    In a notebook the line updates in place (a saved notebook shows the final state, not hundreds
-    of lines); in a terminal it is redrawn with a carriage return; a log file gets a line per
-    epoch. Use with ``fit(..., verbose=0)``.
-
-    Args:
-        keys: which logs to show (default: every log whose name ends in "loss").
-        width: characters of the bar.
-        seconds: a time budget: ``fit`` stops after the first step that ends this many
-            seconds after training began, and the bar measures time, not epochs (give
-            ``fit`` more epochs than the budget can hold).
-    """
+    """A one-line progress bar over epochs (use with ``fit(..., verbose=0)``): the logs ``keys`` (default:
+    those ending in "loss"), elapsed and remaining time; updated in place in a notebook, redrawn in a terminal,
+    a line per epoch in a log file. ``seconds``: a time budget: ``fit`` stops after the first step that ends
+    this many seconds after training began, and the bar measures time (give ``fit`` epochs enough)."""
 
     def __new__(cls, keys=None, width=24, seconds=None):
-        # Keras waits for every step to finish before calling a callback whose class defines a
-        # step hook; without a time budget there is nothing to do after a step, so no hook.
+        # Keras waits for every step before calling a callback with a step hook: only a time budget has one.
         return super().__new__(_TimedProgress if seconds is not None and cls is Progress else cls)
 
     def __init__(self, keys=None, width=24, seconds=None):
@@ -295,14 +270,10 @@ class _TimedProgress(Progress):
 
 
 class FIDMonitor(keras.callbacks.Callback):
-    """FID of the trainer's generator every ``every`` epochs (and after the last one), on fixed
-    noise, so the curve shows the generator changing, not the noise.
-
-    Values are kept in ``self.history`` ({"epoch": [...], "fid": [...]}, plus "label_accuracy"
-    for a conditional generator, asked for each digit in turn). With ``log=True`` they also go
-    into the epoch's logs: put this callback before those that read the logs, and use every=1.
-    ``n`` samples per measurement: FID reads higher for small n; compare values at equal n only.
-    """
+    """FID of the trainer's generator on fixed noise every ``every`` epochs and after the last, kept in
+    ``self.history`` (with "label_accuracy" for a conditional generator, asked for each digit in turn);
+    ``log=True`` puts them in the epoch's logs too (put it before the callbacks that read them; every=1).
+    FID reads higher for small ``n``: compare values at equal n only."""
 
     def __init__(self, every=1, n=500, seed=0, log=False):
         super().__init__()

@@ -1,16 +1,10 @@
 """The course's MNIST classifier: the eye through which every metric looks at digits.
 
-Why our own classifier? The usual FID runs images through Inception-v3, trained on
-ImageNet photographs: it would have to be downloaded (the lessons run offline) and it
-knows little about 28x28 digits. A small CNN looks at digits instead. Its 128-unit
-penultimate layer is the feature space of FID, KID, precision/recall and
-density/coverage, its softmax the p(y|x) of the Inception Score.
-
-A metric is only comparable through one fixed network, so the trained network ships with
-the course: ``data/classifier.weights.h5``, beside the bundled digits, is loaded and never
-trained again, and the reference digits are the bundled held-out ones on every machine,
-online or not. The recipe that made the file is ``RECIPE`` (see ``train``);
-``make_weights()`` runs it again.
+Inception-v3, the usual FID's network, would have to be downloaded and knows little about 28x28 digits;
+a small CNN looks at digits instead. Its 128-unit penultimate layer is the feature space of FID, KID,
+precision/recall and density/coverage, its softmax the p(y|x) of the Inception Score. A metric is only
+comparable through one fixed network, so the trained weights ship in ``data/`` (made by ``RECIPE``, made
+again by ``make_weights()``), and the reference digits are the bundled held-out ones on every machine.
 """
 
 import math
@@ -23,12 +17,10 @@ import numpy as np
 
 from gan_lessons import checks, data
 
-WEIGHTS_FILE = "classifier.weights.h5"
-"""The shipped weights, in the folder of the bundled digits (``data.bundled_path()``)."""
+WEIGHTS_FILE = "classifier.weights.h5"  # the shipped weights, beside the bundled digits
 RECIPE = {"seed": 1234, "epochs": 30, "batch_size": 64, "learning_rate": 1e-3}
-"""How the shipped weights were made: ``architecture()``, ``keras.utils.set_random_seed(seed)``,
-then Adam with the learning rate decaying to 0 along a cosine over ``epochs`` passes of
-shuffled batches over the 4,000 bundled training digits (all 1,000 test digits held out)."""
+"""How the shipped weights were made (``train``): Adam, its learning rate decaying to 0 along a cosine,
+over ``epochs`` passes of shuffled batches of the 4,000 bundled training digits."""
 NUM_CLASSES = 10
 FEATURE_LAYER = "features"
 REMAKE = "python -c 'from gan_lessons import classifier; classifier.make_weights()'"
@@ -50,8 +42,7 @@ def remember(key, compute):
 
 
 def mnist(split):
-    """A split ("train": 4,000 digits, or "test": the 1,000 held out) of the bundled digits,
-    loaded once per process: the same digits on every machine, network or not."""
+    """A split ("train": 4,000, or "test": the 1,000 held out) of the bundled digits, loaded once per process."""
     checks.choice("split", split, ("train", "test"))
     if split not in _state["data"]:
         _state["data"][split] = data.load_mnist(split=split, source="bundled", verbose=False)
@@ -59,9 +50,8 @@ def mnist(split):
 
 
 def reference_digits(n=1000):
-    """``n`` of the 1,000 bundled held-out digits, class-balanced (neither a generator nor
-    the classifier trained on them): what every generator is compared with. Returns
-    (images, labels)."""
+    """(images, labels): ``n`` of the 1,000 bundled held-out digits, class-balanced, which neither a generator
+    nor the classifier trained on: what every generator is compared with."""
     x, y = mnist("test")
     if checks.count("n", n, minimum=2) > len(y):
         raise checks.BadArgument(f"n must be at most {len(y):,} (the held-out digits); got {n!r}.")
@@ -75,8 +65,7 @@ def as_images(name, images, minimum=1):
 
 
 def finite_rows(name, x, minimum, unit):
-    """The array ``x`` if it holds at least ``minimum`` rows (``unit``: what a row is) and
-    only finite numbers, or a BadArgument naming ``name``."""
+    """``x`` if it holds at least ``minimum`` rows (of ``unit``), all finite, or a BadArgument naming ``name``."""
     if len(x) < minimum:
         raise checks.BadArgument(f"{name} must hold at least {minimum} {unit}; got {len(x)}.")
     if not np.all(np.isfinite(x)):
@@ -86,9 +75,8 @@ def finite_rows(name, x, minimum, unit):
 
 
 def architecture():
-    """The classifier's network, untrained: two conv blocks (32 and 64 filters, each
-    halving the size), a 128-unit feature layer and 10 logits. Random shifts and rotations
-    (active only in training) keep it from memorising stroke positions."""
+    """The classifier's network, untrained: two conv blocks (32 and 64 filters, each halving the size), a
+    128-unit feature layer and 10 logits; random shifts and rotations in training only."""
     from keras import layers
 
     inputs = keras.Input(shape=(28, 28, 1), name="image")
@@ -104,9 +92,8 @@ def architecture():
 
 
 def train(seed=RECIPE["seed"], epochs=RECIPE["epochs"], limit=None, verbose=0):
-    """A classifier trained from scratch with ``RECIPE`` on the bundled training digits
-    (``limit``: a class-balanced subset of them, for a quick check). It sets the global
-    seeds (``keras.utils.set_random_seed(seed)``). Returns the model."""
+    """A classifier trained from scratch with ``RECIPE`` on the bundled training digits (``limit``: a
+    class-balanced subset, for a quick check), after ``keras.utils.set_random_seed(seed)``."""
     seed, epochs = checks.seed("seed", seed), checks.count("epochs", epochs)
     checks.choice("verbose", verbose, (0, 1, 2))
     x, y = mnist("train") if limit is None else data.balanced(*mnist("train"), limit)
@@ -152,10 +139,8 @@ def _predict(model, images, batch_size=500):
 
 
 def load_classifier(verbose=True):
-    """The course's MNIST classifier (images -> 10 logits), read from the shipped weights
-    once per process; it never trains. The first call prints one line: the weights file
-    and the accuracy on the held-out digits. The caller's random streams are left as
-    they were."""
+    """The course's MNIST classifier (images -> 10 logits), read once per process from the shipped weights;
+    the first call prints its accuracy on the held-out digits. The caller's random streams are left alone."""
     if _state["classifier"] is None:
         path = weights_path()
         python_state = random.getstate()  # building draws the initial weights' seeds from Python's random
@@ -177,8 +162,7 @@ def load_classifier(verbose=True):
 
 
 def as_model(name, value, inputs=None):
-    """``value`` if it is a Keras model (with a number of inputs among ``inputs``, when
-    given), or a BadArgument naming ``name``."""
+    """``value`` if it is a Keras model (with a number of inputs among ``inputs``), or a BadArgument."""
     if not isinstance(value, keras.Model):
         raise checks.BadArgument(f"{name} must be a Keras model; got {type(value).__name__} {value!r:.60}.")
     if inputs is not None and len(value.inputs) not in inputs:
@@ -202,15 +186,13 @@ def feature_extractor(model):
 
 
 def classifier_info():
-    """Facts about the classifier: ``accuracy`` on the held-out digits, the ``weights``
-    file and the number of ``test_digits``."""
+    """The classifier's ``accuracy`` on the held-out digits, its ``weights`` file and ``test_digits``."""
     load_classifier(verbose=False)
     return dict(_state["info"])
 
 
 def features(images, extractor=None):
-    """The classifier's 128-unit penultimate activations (N, 128) for images in [-1, 1]
-    (or those of another ``extractor``, such as an untrained network's)."""
+    """The classifier's (or another ``extractor``'s) 128 penultimate activations (N, 128) of images in [-1, 1]."""
     x = as_images("images", images)
     if extractor is None:
         load_classifier()

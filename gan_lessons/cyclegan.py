@@ -1,7 +1,5 @@
-"""Lesson 05: CycleGAN, its networks, its image pool, its trainer and its report.
-
-The two digit domains it translates between, plain (A) and styled (B), are made in
-``digit_tasks``; both are (N, 28, 28, 1) float32 in [-1, 1].
+"""Lesson 05: CycleGAN, its networks, its image pool, its trainer and its report. The digit domains it
+translates between, plain (A) and styled (B), are made in ``digit_tasks``.
 """
 
 import keras
@@ -64,20 +62,11 @@ def patchgan_discriminator(filters=32, name="patch_discriminator"):
 
 
 class ImagePool(layers.Layer):
-    """A history of generated images for a discriminator (Shrivastava et al., 2017).
-
-    Called on a batch of fresh fakes it returns a batch of the same size. Until the
-    pool is full, each fake is stored and returned as it is; after that each fake,
-    with probability 1/2, swaps places with a stored image (the stored one is
-    returned), and otherwise is returned as it is. Within a batch no larger than the pool,
-    the swaps take distinct stored images. ``size=0`` turns the pool off. ``seed``: an
-    integer, or a ``keras.random.SeedGenerator`` to draw from (a trainer's own).
-
-    Under a ``tf.distribute`` strategy each replica runs the pool on its own fakes and
-    returns its own mix, and the variables keep the first replica's writes on every
-    replica (``aggregation="only_first_replica"``): the store holds a sample of each
-    step's fakes, the same on all replicas.
-    """
+    """A history of generated images for a discriminator (Shrivastava et al., 2017). Called on fresh fakes
+    it returns as many images: until the pool is full each fake is stored and returned; then each fake, with
+    probability 1/2, swaps places with a stored image (distinct ones within a batch no larger than the pool).
+    ``size=0`` turns it off. ``seed``: an integer, or a ``keras.random.SeedGenerator`` (a trainer's own).
+    Under ``tf.distribute`` each replica mixes its own fakes, and every replica keeps the first one's store."""
 
     def __init__(self, size=50, seed=0, image_shape=IMAGE_SHAPE, **kwargs):
         super().__init__(**kwargs)
@@ -99,8 +88,7 @@ class ImagePool(layers.Layer):
         n, count = tf.shape(images)[0], tf.convert_to_tensor(self.count)
         pos, free = tf.range(n), self.size - count
         fills = pos < free  # 1. while there is room, images fill the empty slots
-        # 2. The others swap with a stored image with probability 1/2, visiting the filled
-        #    slots in a random order.
+        # 2. The others swap, with probability 1/2, with the filled slots in a random order.
         coin = keras.random.uniform((n,), seed=self.seed_generator) < 0.5
         swaps = tf.logical_and(tf.logical_and(tf.logical_not(fills), coin), count > 0)
         keys = keras.random.uniform((self.size,), seed=self.seed_generator)
@@ -108,8 +96,7 @@ class ImagePool(layers.Layer):
         order = tf.cast(tf.argsort(keys), tf.int32)
         swap_slot = tf.gather(order, tf.math.floormod(pos - tf.maximum(free, 0), tf.maximum(count, 1)))
         out = tf.where(swaps[:, None, None, None], tf.gather(self.images, swap_slot), images)
-        # 3. Write the new images into their slots; the others go to a spare row, dropped
-        #    after (shapes stay fixed, as XLA needs).
+        # 3. Write the new images into their slots; the others into a spare row, dropped (fixed shapes for XLA).
         slots = tf.where(fills, count + pos, tf.where(swaps, swap_slot, self.size))
         with_spare = tf.concat([self.images, tf.zeros_like(self.images[:1])], axis=0)
         self.images.assign(tf.tensor_scatter_nd_update(with_spare, slots[:, None], images)[:self.size])
@@ -119,9 +106,8 @@ class ImagePool(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="gan_lessons")
 class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """CycleGAN's learning rate: constant for the first ``constant_fraction`` of
-    ``total_steps``, then down in a straight line to 0 at ``total_steps`` (the paper:
-    2e-4 for 100 epochs, then linearly to 0 over 100 more)."""
+    """CycleGAN's learning rate: constant for the first ``constant_fraction`` of ``total_steps``, then down
+    in a straight line to 0 (the paper: 2e-4 for 100 epochs, then linearly to 0 over 100 more)."""
 
     def __init__(self, initial_learning_rate, total_steps, constant_fraction=0.5):
         self.initial_learning_rate = checks.number("initial_learning_rate", initial_learning_rate, 0, low_open=True)
@@ -224,22 +210,13 @@ class CycleGAN(keras.Model):
 
 
 def translation_report(generator_ab, generator_ba, domains, classify=None):
-    """Measure two digit translators on held-out domains with labels. Returns floats:
-
-    class_kept_b_to_a, class_kept_a_to_b_to_a: share of translations to A that the
-        classifier reads as the source digit's class (at best ``classifier_accuracy_a``,
-        the classifier's accuracy on the plain A digits);
-    cycle_error_a, cycle_error_b: mean |x - F(G(x))| per pixel (0 is perfect, 2 the worst);
-    style_error: mean |G_ab(a) - style(a)|, the distance to the true B answer the model
-        never saw; for scale, ``style_error_copy`` (returning A unchanged) and
-        ``style_error_mean_b`` (drawing the average B image);
-    truth_error_b_to_a (when ``domains.b_source`` is known): mean |G_ba(b) - source(b)|,
-        the distance to the plain digit that b was styled from; for scale,
-        ``truth_error_b_to_a_copy`` (returning B unchanged) and ``truth_error_b_to_a_mean_a``
-        (drawing the average A image).
-    ``classify`` maps digits to classes (default: the course classifier). The translators
-    may be any callables ``f(images, training=False)``, networks or not.
-    """
+    """Measure two digit translators (callables ``f(images, training=False)``) on labelled held-out domains.
+    Returns floats: class_kept_b_to_a, class_kept_a_to_b_to_a: share of translations to A that ``classify``
+    (default: the course classifier) reads as the source's class (at best ``classifier_accuracy_a``);
+    cycle_error_a, cycle_error_b: mean |x - F(G(x))| per pixel (0 is perfect, 2 the worst); style_error: mean
+    |G_ab(a) - style(a)|, the distance to the true B answer; truth_error_b_to_a (with ``domains.b_source``):
+    mean |G_ba(b) - source(b)|; for scale, each error of returning the input unchanged (``_copy``) and of
+    drawing the other domain's average image (``_mean_b``, ``_mean_a``)."""
     if classify is None:
         from gan_lessons.metrics import classify
     for name, value in (("generator_ab", generator_ab), ("generator_ba", generator_ba), ("classify", classify)):

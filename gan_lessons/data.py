@@ -1,8 +1,5 @@
-"""Datasets for the lessons: MNIST (full when reachable, bundled subset offline),
-toy 2-D distributions, and the tf.data pipelines that feed ``fit``.
-
-Every image loader returns float32 images in [-1, 1] with shape (N, 28, 28, 1)
-and int64 labels of shape (N,).
+"""Datasets for the lessons: MNIST (full when reachable, bundled subset offline), toy 2-D distributions, and
+the tf.data pipelines that feed ``fit``. Image loaders return float32 (N, 28, 28, 1) in [-1, 1], int64 labels (N,).
 """
 
 import contextlib
@@ -20,9 +17,7 @@ BUNDLED_FILE = "mnist_5k.npz"
 DATA_DIR_ENV = "GAN_LESSONS_DATA_DIR"
 SOURCES = ("auto", "full", "bundled")
 SPLITS = ("train", "test", "all")
-BUNDLED_TEST_PER_CLASS = 100
-"""The bundled 5,000 digits are split into 4,000 for training and 1,000 (100 per
-class) held out for measuring, with a fixed permutation."""
+BUNDLED_TEST_PER_CLASS = 100  # of the bundled 5,000 digits, held out for measuring (4,000 train)
 
 
 class DatasetUnavailable(RuntimeError):
@@ -44,11 +39,8 @@ def bundled_path():
         candidate = folder / BUNDLED_FILE
         if candidate.is_file():
             return candidate
-    raise DatasetUnavailable(
-        f"The bundled digits ({BUNDLED_FILE}) were not found: clone the repository and "
-        f"install it with 'pip install -e .', or set {DATA_DIR_ENV} to the folder "
-        "that holds the file."
-    )
+    raise DatasetUnavailable(f"The bundled digits ({BUNDLED_FILE}) were not found: clone the repository and install "
+                             f"it with 'pip install -e .', or set {DATA_DIR_ENV} to the folder that holds the file.")
 
 
 def to_unit_range(images_uint8):
@@ -62,8 +54,7 @@ def to_unit_range(images_uint8):
 def _bundled_split(split):
     raw = np.load(bundled_path())
     x, y = raw["x"], raw["y"].astype(np.int64)
-    # The file is ordered by class: a fixed permutation mixes it, then the last
-    # 100 of each class are held out for measuring.
+    # The file is ordered by class: a fixed permutation mixes it, then the last 100 of each class are held out.
     order = np.random.default_rng(20240601).permutation(len(y))
     x, y = x[order], y[order]
     test_mask = np.zeros(len(y), dtype=bool)
@@ -94,19 +85,10 @@ def mnist_source():
 
 
 def load_mnist(split="train", source="auto", limit=None, verbose=True):
-    """MNIST digits as (images, labels).
-
-    Args:
-        split: "train", "test" (held out, for measuring) or "all".
-        source: "auto" uses the full MNIST when Keras can get it (from its cache or
-            the network) and the bundled 5,000-digit subset otherwise; "bundled"
-            forces the subset (tests use it); "full" insists on the full set.
-        limit: keep at most this many images (a class-balanced prefix).
-        verbose: print one line saying which data was used.
-
-    Returns:
-        images: float32 (N, 28, 28, 1) in [-1, 1]; labels: int64 (N,).
-    """
+    """MNIST digits of ``split`` ("train", "test": held out for measuring, or "all") as (images, labels).
+    ``source`` "auto": the full MNIST when Keras can get it (cache or network), else the bundled 5,000 digits;
+    "bundled" forces the subset; "full" insists on the full set. ``limit``: at most this many (a
+    class-balanced prefix). ``verbose``: print one line saying which data was used."""
     checks.choice("split", split, SPLITS)
     checks.choice("source", source, SOURCES)
     if limit is not None:
@@ -119,11 +101,9 @@ def load_mnist(split="train", source="auto", limit=None, verbose=True):
             used = f"full MNIST ({split} split, {len(y):,} digits)"
         except Exception as exc:
             if source == "full":
-                raise DatasetUnavailable(
-                    "The full MNIST could not be downloaded (no network?) and is not in "
-                    "Keras's cache (~/.keras/datasets/mnist.npz); connect once so that Keras "
-                    "caches it, or use the bundled 5,000 digits (source='auto' or 'bundled')."
-                ) from exc
+                raise DatasetUnavailable("The full MNIST could not be downloaded (no network?) and is not in Keras's "
+                                         "cache (~/.keras/datasets/mnist.npz); connect once so that Keras caches it, "
+                                         "or use the bundled 5,000 digits (source='auto' or 'bundled').") from exc
     if used is None:
         x, y = _bundled_split(split)
         note = "" if source == "bundled" else "; full MNIST not reachable"
@@ -157,10 +137,8 @@ def load_fashion_mnist(split="train", limit=None, verbose=True):
     try:
         x, y = _keras_split("fashion_mnist", split)
     except Exception as exc:
-        raise DatasetUnavailable(
-            "Fashion-MNIST could not be downloaded (no network?) and is not bundled; "
-            "run this lesson with DATASET = 'mnist', or once online so Keras caches it."
-        ) from exc
+        raise DatasetUnavailable("Fashion-MNIST could not be downloaded (no network?) and is not bundled; "
+                                 "run this lesson with DATASET = 'mnist', or once online so Keras caches it.") from exc
     if limit is not None:
         x, y = balanced(x, y, limit)
     if verbose:
@@ -175,8 +153,7 @@ def load_dataset(name="mnist", split="train", limit=None, verbose=True):
 
 
 def _size(name, value, match=None):
-    """The number of items of an array (one sentence when it is empty, no array, or not
-    ``match`` items long)."""
+    """The number of items of an array (one sentence when it is empty, no array, or not ``match`` long)."""
     sized = hasattr(value, "__len__") and not isinstance(value, str)
     if not sized or not len(value) or match not in (None, len(value)):
         need = "a non-empty array" if match is None else f"an array of {match} items, one per image"
@@ -186,21 +163,12 @@ def _size(name, value, match=None):
 
 
 def make_dataset(images, labels=None, batch_size=64, seed=0, per_step=None):
-    """A tf.data pipeline for ``fit``: an endless stream of shuffled batches, and the
-    number of steps that make one epoch. Use it as
-    ``dataset, steps = make_dataset(x); model.fit(dataset, epochs=E, steps_per_epoch=steps)``.
-
-    The data are shuffled (seeded) and reshuffled for every pass, batched with full
-    batches only, and yield images, or (images, labels) when labels are given. One
-    epoch is ``len(images) // batch_size`` steps. The stream is endless so that ``fit``
-    reads it through one iterator: on a CPU, making a new iterator at each epoch while a
-    model trains can stall the start of the epoch for seconds.
-
-    With ``per_step=None`` a step is one batch. ``per_step=k`` stacks k batches into one
-    step, shape (k, batch_size, ...), k = 1 included, for a trainer that takes k steps on
-    real data per training step (a WGAN's critic); an epoch then reads the data k times
-    and still has ``len(images) // batch_size`` steps.
-    """
+    """A tf.data pipeline for ``fit`` and the steps of one epoch, ``len(images) // batch_size``:
+    ``dataset, steps = make_dataset(x); model.fit(dataset, epochs=E, steps_per_epoch=steps)``. Shuffled (seeded)
+    and reshuffled each pass, full batches only, of images or (images, labels); endless, so that ``fit`` reads
+    it through one iterator (a new one each epoch can stall a CPU for seconds). ``per_step=k`` stacks k batches
+    into a step, shape (k, batch_size, ...), for a trainer that takes k steps on real data per training step
+    (a WGAN's critic); an epoch then reads the data k times."""
     import tensorflow as tf
 
     n, seed = _size("images", images), checks.seed("seed", seed)
@@ -220,9 +188,8 @@ def make_dataset(images, labels=None, batch_size=64, seed=0, per_step=None):
 
 
 def make_unpaired_dataset(images_a, images_b, batch_size=32, seed=0):
-    """Like ``make_dataset`` for two domains: (a_batch, b_batch) drawn independently,
-    each domain shuffled on its own, so the i-th A image of a batch has nothing to do
-    with the i-th B image. One epoch is min(len(a), len(b)) // batch_size steps."""
+    """Like ``make_dataset`` for two domains, each shuffled on its own: (a_batch, b_batch) with no pairing
+    between them. One epoch is min(len(a), len(b)) // batch_size steps."""
     import tensorflow as tf
 
     n, seed = min(_size("images_a", images_a), _size("images_b", images_b)), checks.seed("seed", seed)
@@ -249,32 +216,22 @@ def _mixture(centres, n, std, seed):
 
 
 def gaussian_ring(n, modes=8, radius=2.0, std=0.02, seed=0):
-    """Samples from ``modes`` Gaussians evenly spaced on a circle.
-
-    Returns (points (n, 2) float32, centres (modes, 2) float32).
-    """
+    """Samples from ``modes`` Gaussians evenly spaced on a circle: (points (n, 2), centres (modes, 2)), float32."""
     modes, radius = checks.count("modes", modes), checks.number("radius", radius, 0.0, low_open=True)
     angles = 2 * np.pi * np.arange(modes) / modes
     return _mixture(np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1), n, std, seed)
 
 
 def gaussian_grid(n, side=5, spacing=2.0, std=0.02, seed=0):
-    """Samples from a side x side grid of Gaussians centred on the origin.
-
-    Returns (points (n, 2) float32, centres (side*side, 2) float32).
-    """
+    """Samples from a side x side grid of Gaussians around the origin: (points (n, 2), centres), float32."""
     side, spacing = checks.count("side", side), checks.number("spacing", spacing, 0.0, low_open=True)
     ticks = (np.arange(side) - (side - 1) / 2) * spacing
     return _mixture(np.array([(a, b) for a in ticks for b in ticks]), n, std, seed)
 
 
 def s_curve(n, noise=0.05, seed=0):
-    """Points along an S-shaped curve in the plane, (sin u, sign(u) (cos u - 1)) for u uniform
-    in [-3 pi / 2, 3 pi / 2], plus Gaussian noise of standard deviation ``noise``: x1 in
-    [-1, 1], x2 in [-2, 2], one connected shape with two bends.
-
-    Returns points (n, 2) float32.
-    """
+    """Points (n, 2) float32 along an S-shaped curve, (sin u, sign(u) (cos u - 1)) for u uniform in
+    [-3 pi / 2, 3 pi / 2], plus Gaussian ``noise``: x1 in [-1, 1], x2 in [-2, 2], one shape with two bends."""
     n, seed, noise = checks.count("n", n), checks.seed("seed", seed), checks.number("noise", noise, 0.0)
     rng = np.random.default_rng(seed)
     u = rng.uniform(-1.5 * np.pi, 1.5 * np.pi, size=n)

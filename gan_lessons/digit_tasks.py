@@ -1,15 +1,10 @@
-"""Lessons 05 and 06: the digit tasks they translate between, made offline from MNIST.
+"""Lessons 05 and 06: the digit tasks they translate between, made offline from MNIST; all images are
+(N, 28, 28, 1) float32 in [-1, 1].
 
-Lesson 05 (CycleGAN) translates between two unpaired domains. Domain A is plain MNIST, a
-white digit on black. Domain B is the same kind of digit drawn by ``style``: hollow,
-outlined, with a drop shadow, on light paper. ``style`` is a fixed function, so for every
-A image the lesson knows the right B answer, although the model never sees a pair.
-
-Lesson 06 (Pix2Pix) learns from pairs (input, target), the target being the digit itself:
-``sketch`` (the digit's edge map -> the digit) and ``complete`` (the digit with its lower
-half hidden -> the digit).
-
-All images are (N, 28, 28, 1) float32 in [-1, 1].
+Lesson 05 (CycleGAN): two unpaired domains, A plain MNIST, B the same kind of digit drawn by the fixed
+function ``style`` (hollow, outlined, with a drop shadow, on light paper), so the lesson knows the right B
+answer for every A image although the model never sees a pair. Lesson 06 (Pix2Pix): pairs (input, digit),
+for the tasks ``sketch`` (the digit's edge map) and ``complete`` (the digit with its lower half hidden).
 """
 
 from dataclasses import dataclass
@@ -18,17 +13,13 @@ import numpy as np
 
 from gan_lessons import checks, data
 
-PAPER, INK, SHADOW = 0.92, 0.08, 0.62
-"""Brightness (0 black, 1 white) of domain B's paper, outline ink and drop shadow."""
+PAPER, INK, SHADOW = 0.92, 0.08, 0.62  # brightness (0 black, 1 white) of domain B's paper, outline and shadow
 OUTLINE_RADIUS = 2
 SHADOW_OFFSET = (2, 2)
-SPLIT_SEED = 5
-"""Seed of the A/B split: fixed, so the lesson and the command line use the same domains."""
+SPLIT_SEED = 5  # fixed: the lesson and the command line use the same domains
 TASKS = ("sketch", "complete")
-EDGE_THRESHOLD = 2.0
-"""Sobel gradient magnitude (of ink in [0, 1]) above which a pixel is an edge."""
-HIDDEN = 0.0
-"""The value of hidden pixels in the ``complete`` task: mid-grey, neither ink nor paper."""
+EDGE_THRESHOLD = 2.0  # Sobel gradient magnitude (of ink in [0, 1]) above which a pixel is an edge
+HIDDEN = 0.0  # the hidden pixels of the ``complete`` task: mid-grey, neither ink nor paper
 
 
 def _labels(labels, n, name="labels"):
@@ -74,13 +65,9 @@ def dilate(ink, radius=OUTLINE_RADIUS):
 
 
 def style(images):
-    """The A -> B style, image by image: (N, 28, 28, 1) or (28, 28, 1) in [-1, 1] -> the same.
-
-    With ink = (x + 1) / 2: thick = ink dilated by a round brush of radius 2; outline =
-    thick - ink (a ring around the stroke, which stays empty: the digit looks hollow);
-    shadow = thick shifted 2 pixels down and right, seen only outside the letter. The
-    page is PAPER, darkened to SHADOW under the shadow, with the outline in INK on top.
-    """
+    """The A -> B style, image by image: (N, 28, 28, 1) or (28, 28, 1) in [-1, 1] -> the same. With ink =
+    (x + 1) / 2: thick = ink dilated by radius 2; outline = thick - ink (a ring: the digit looks hollow);
+    shadow = thick shifted 2 pixels down and right, outside the letter. PAPER, SHADOW, then INK on top."""
     x = checks.array("images", images, "(N, H, W, 1)", "(H, W, 1)")
     single = x.ndim == 3
     x = x[None] if single else x
@@ -95,10 +82,9 @@ def style(images):
 
 @dataclass
 class UnpairedDomains:
-    """Images of two domains with no pairing between them, their digit classes, and
-    which rows of the loaded digits each domain was made from. ``b_source`` holds the
-    plain digits that B was styled from: the true B -> A answer, which training never
-    sees. ``len()`` is the size of the smaller domain (the pairs an epoch can draw)."""
+    """Images of two unpaired domains, their digit classes, the rows of the loaded digits each was made from,
+    and ``b_source``: the plain digits B was styled from, the true B -> A answer that training never sees.
+    ``len()`` is the size of the smaller domain (the pairs an epoch can draw)."""
 
     a: np.ndarray
     b: np.ndarray
@@ -123,8 +109,7 @@ class UnpairedDomains:
                                b_source=None if self.b_source is None else self.b_source[:n])
 
     def save(self, path):
-        """Write a, a_labels, b, b_labels to a compressed .npz (the command line's
-        test_domains.npz; ``b_source`` is not part of that file)."""
+        """Write a, a_labels, b, b_labels (not ``b_source``) to a compressed .npz (test_domains.npz)."""
         np.savez_compressed(path, a=self.a, a_labels=self.a_labels, b=self.b, b_labels=self.b_labels)
 
     @classmethod
@@ -134,11 +119,8 @@ class UnpairedDomains:
 
 
 def split_unpaired(images, labels, seed=SPLIT_SEED):
-    """Split digits into two disjoint halves: A (kept as they are) and B (styled).
-
-    Within each class half the digits go to each side, so both domains hold every class
-    equally often, and no source digit appears in both.
-    """
+    """Split digits into two disjoint halves, A (kept as they are) and B (styled), half of each class on each
+    side: both domains hold every class equally often, and no source digit appears in both."""
     images = checks.array("images", images, "(N, H, W, 1)")
     labels, seed = _labels(labels, len(images)), checks.seed("seed", seed)
     if len(images) < 2:

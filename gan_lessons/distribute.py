@@ -1,30 +1,17 @@
 """Training on several devices and in mixed precision, from outside the trainers.
 
-The course's trainers know nothing of devices: each takes its gradients of
-``optimizer.scale_loss(loss)``, as Keras's own ``train_step`` does, and draws its noise from
-``self.seed_generator``. Under ``tf.distribute`` (several GPUs with ``MirroredStrategy``, a
-TPU with ``TPUStrategy``, several machines with ``MultiWorkerMirroredStrategy``) ``fit``
-splits each global batch into one slice per replica, runs ``train_step`` on every replica at
-once, and the optimizers *add up* the replicas' gradients before one shared update. So the
-command line, inside the strategy's scope, prepares each trainer with two calls:
+The trainers know nothing of devices: each takes its gradients of ``optimizer.scale_loss(loss)``,
+as Keras's own ``train_step`` does, and draws its noise from ``self.seed_generator``. Under
+``tf.distribute``, ``fit`` runs ``train_step`` on every replica's slice of the global batch and the
+optimizers *add up* the replicas' gradients; so the command line, inside the strategy's scope,
+passes every optimizer through ``optimizer`` and every trainer through ``replica_seeds``.
 
-1. ``optimizer(opt)`` on every optimizer given to ``compile``: its ``scale_loss`` also divides
-   by the number of replicas (the sum of the replicas' gradients is then the gradient of the
-   mean over the global batch), and under the ``mixed_float16`` policy it is wrapped in
-   Keras's ``LossScaleOptimizer``, with an overflow on any replica skipping the step on all.
-2. ``replica_seeds(trainer)``: every replica reads the same seed state, so without it every
-   replica would draw the same noise; with it each draws its own.
-
-State that the replicas share (CycleGAN's image pool, StyleGAN's running mean of w) lives in
-Keras variables whose ``aggregation`` says how the replicas combine. Three kinds of layer
-still see only their replica's slice: BatchNorm computes its statistics on it (unless built
-with ``synchronized=True``; the course's networks keep Keras's default), StyleGAN's minibatch
-standard deviation measures the spread of the slice, and Dropout draws its masks per replica.
-All remain valid training, but not the same numbers as on one device.
-
-Tested here on a CPU split into two logical devices (``MirroredStrategy``), in float32
-and, on one device, in ``mixed_float16``; the TPU and multi-worker strategies and any GPU
-have not been run.
+Shared state (CycleGAN's image pool, StyleGAN's running mean of w) lives in variables whose
+``aggregation`` says how the replicas combine. BatchNorm's statistics, StyleGAN's minibatch
+standard deviation and Dropout's masks still see only their replica's slice: valid training, but
+not the same numbers as on one device. Tested on a CPU split into two logical devices
+(``MirroredStrategy``), in float32 and, on one device, in ``mixed_float16``; the TPU and
+multi-worker strategies and any GPU have not been run.
 """
 
 import functools
@@ -32,8 +19,7 @@ import os
 
 from gan_lessons import checks
 
-STRATEGIES = ("auto", "one", "mirrored", "tpu", "multi-worker")
-"""Names accepted by ``make_strategy`` and the command line's ``--strategy``."""
+STRATEGIES = ("auto", "one", "mirrored", "tpu", "multi-worker")  # make_strategy's names and --strategy's
 
 
 # --------------------------------------- what a trainer needs under a strategy, from outside
@@ -54,14 +40,10 @@ def _over_replicas(cls):
     import keras
     import tensorflow as tf
 
-    def scale_loss(self, loss):
-        # Keras adds up the replicas' gradients: each replica takes 1/n of its batch mean,
-        # so that the sum is the gradient of the mean over the global batch.
+    def scale_loss(self, loss):  # the sum of the replicas' gradients is then that of the global batch's mean
         return super(subclass, self).scale_loss(loss) / replicas()
 
-    def check_finite(self, grads):
-        # Keras's LossScaleOptimizer looks at one replica's gradients; an overflow on any
-        # replica must skip the step on all of them (the sum would carry it everywhere).
+    def check_finite(self, grads):  # an overflow on any replica skips the step on all of them
         overflowed = 1.0 - tf.cast(super(subclass, self).check_finite(grads), tf.float32)
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
@@ -76,16 +58,9 @@ def _over_replicas(cls):
 
 
 def optimizer(optimizer):
-    """``optimizer`` as a trainer under the current strategy and dtype policy needs it; call it
-    inside ``strategy.scope()``, on the optimizers given to ``compile``.
-
-    The course's ``train_step`` takes its gradients of ``optimizer.scale_loss(loss)``, as
-    Keras's own does. Under the ``mixed_float16`` policy the optimizer is wrapped in Keras's
-    ``LossScaleOptimizer`` (float16 gradients below about 6e-8 would become 0: it scales the
-    loss up, the gradients back down, and skips a step that overflowed). With several
-    replicas its ``scale_loss`` also divides by their number, because Keras adds up the
-    replicas' gradients. On one device in float32 it is returned unchanged.
-    """
+    """``optimizer`` for the current strategy and dtype policy (call it inside ``strategy.scope()``):
+    under ``mixed_float16`` wrapped in Keras's ``LossScaleOptimizer``, and with several replicas its
+    ``scale_loss`` also divides by their number. On one device in float32 it is returned unchanged."""
     import keras
     import tensorflow as tf
 
@@ -113,9 +88,8 @@ class _ReplicaSeeds:
 
 
 def replica_seeds(trainer):
-    """Make each replica draw its own numbers from every ``keras.random.SeedGenerator`` of
-    ``trainer`` and its layers (without this, every replica would draw the same noise).
-    Returns ``trainer``."""
+    """Make each replica draw its own numbers from every ``keras.random.SeedGenerator`` of ``trainer``
+    and its layers (without this, every replica would draw the same noise). Returns ``trainer``."""
     import keras
 
     layers, seen = [trainer], set()
@@ -150,15 +124,10 @@ def _mirrored(devices):
 
 
 def make_strategy(name="auto"):
-    """A ``tf.distribute`` strategy by name; returns (strategy, one-line description).
-
-    ``auto``: MirroredStrategy over all GPUs when there are two or more, else ``one``.
-    ``one``: the default strategy (one device: the GPU if there is one, else the CPU).
-    ``mirrored``: MirroredStrategy over all GPUs when there are two or more, else over the
-    CPU's logical devices when the CPU has been split into several (as the tests do).
-    ``tpu``: TPUStrategy on the TPU this machine reaches (a Colab or Kaggle TPU runtime).
-    ``multi-worker``: MultiWorkerMirroredStrategy over the machines listed in ``TF_CONFIG``.
-    """
+    """A ``tf.distribute`` strategy by name, and a one-line description. ``auto``: ``mirrored`` with two or
+    more GPUs, else ``one`` (the default strategy: the GPU if there is one, else the CPU); ``mirrored``: over
+    all GPUs, or the CPU's logical devices when it has been split (as the tests do); ``tpu``: the TPU this
+    machine reaches (Colab, Kaggle); ``multi-worker``: the machines listed in ``TF_CONFIG``."""
     import tensorflow as tf
 
     if name not in STRATEGIES:
@@ -210,13 +179,9 @@ def check_batch(batch_size, strategy):
 
 
 def split_dataset(dataset, strategy, batch_axis=0):
-    """``dataset`` (of global batches) as ``strategy`` hands it to ``fit``, split along ``batch_axis``.
-
-    ``fit`` itself splits axis 0; a WGAN's stacked batches, shape (n_critic, batch, ...),
-    must be split along axis 1 instead, so that every critic step on every replica sees
-    part of its own batch. Replica r gets slice r of every component (on several machines,
-    each machine reads only its replicas' slices).
-    """
+    """``dataset`` (of global batches) as ``strategy`` hands it to ``fit``, split along ``batch_axis``:
+    a WGAN's stacked batches (n_critic, batch, ...) along axis 1, so that every critic step on every
+    replica sees part of its own batch (``fit`` itself splits axis 0)."""
     import tensorflow as tf
 
     n = strategy.num_replicas_in_sync
@@ -241,8 +206,7 @@ def split_dataset(dataset, strategy, batch_axis=0):
 
 # ------------------------------------------------------------------ precision
 
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-"""Names accepted by ``set_precision`` and the command line's ``--precision``."""
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # set_precision's names and --precision's
 
 
 def _tensor_core_gpus():
@@ -255,13 +219,8 @@ def _tensor_core_gpus():
 
 
 def set_precision(name="auto"):
-    """Set Keras's global dtype policy by name; returns the policy's name.
-
-    ``auto``: ``mixed_float16`` on GPUs with tensor cores (compute capability 7.0 or more:
-    a T4, V100, A100, L4, H100), where float16 matrix products run several times faster,
-    and ``float32`` everywhere else. Build networks after this call: a layer keeps the
-    policy it was made under. The variables stay float32 in every policy.
-    """
+    """Set Keras's global dtype policy by name and return it; ``auto``: ``mixed_float16`` on GPUs with
+    tensor cores (a T4, V100, A100, L4, H100), else ``float32``. Build networks after this call."""
     import keras
 
     if name not in PRECISIONS:

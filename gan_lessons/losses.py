@@ -1,15 +1,7 @@
-"""GAN losses as plain functions of tensors.
-
-Discriminators in this package output *logits* (no sigmoid): D(x) = sigmoid(logit).
-Working with logits lets TensorFlow compute log(sigmoid(.)) stably.
-
-Every loss here is a plain average over the batch it is given, on one device or on one
-replica alike, so the values a trainer logs are the same on any number of devices. (Keras's
-``BinaryCrossentropy`` object would divide by the number of replicas on its own, which would
-also shrink the logged values; with several replicas the optimizers' ``scale_loss``, set up
-by the command line, does that division for the gradients only.) Logits and scores are cast
-to float32 first, so that under mixed precision a network may compute in float16 while its
-losses are summed in float32.
+"""GAN losses as plain functions of tensors. Discriminators output *logits* (D(x) = sigmoid(logit)), which
+lets TensorFlow compute log(sigmoid(.)) stably. Every loss is a plain mean over the batch it is given, so a
+trainer logs the same values on any number of replicas (the optimizers' ``scale_loss`` divides the gradients
+only). Inputs are cast to float32: a network may compute in float16, its losses are summed in float32.
 """
 
 import reprlib
@@ -20,8 +12,7 @@ from gan_lessons import checks
 
 
 def _f32(name, value, like=None):
-    """``value`` as a float32 tensor, or one sentence naming ``name`` when it is not numeric,
-    is empty, or (given ``like``, a shape) does not have that shape."""
+    """``value`` as a float32 tensor, or one sentence: not numeric, empty, or not of the shape ``like``."""
     try:
         x = tf.convert_to_tensor(value)
     except (TypeError, ValueError):
@@ -40,11 +31,8 @@ def _bce(labels, logits):
 
 
 def discriminator_loss(real_logits, fake_logits, real_label=1.0):
-    """-[log D(x) + log(1 - D(G(z)))], averaged: D wants real -> 1, fake -> 0.
-
-    ``real_label`` < 1 gives one-sided label smoothing (for example 0.9), which
-    keeps D from becoming over-confident on real images.
-    """
+    """-[log D(x) + log(1 - D(G(z)))], averaged: D wants real -> 1, fake -> 0. ``real_label`` < 1 (say 0.9)
+    is one-sided label smoothing, which keeps D from becoming over-confident on real images."""
     real_logits, fake_logits = _f32("real_logits", real_logits), _f32("fake_logits", fake_logits)
     real_label = checks.number("real_label", real_label, 0.0, 1.0)
     real_loss = _bce(tf.fill(tf.shape(real_logits), real_label), real_logits)
@@ -59,11 +47,8 @@ def generator_loss(fake_logits):
 
 
 def minimax_generator_loss(fake_logits):
-    """The original minimax loss log(1 - D(G(z))), which G would *minimise*.
-
-    log(1 - sigmoid(l)) = -softplus(l). Its gradient vanishes when D confidently
-    rejects the fakes, which is why ``generator_loss`` is used instead.
-    """
+    """The original minimax loss log(1 - D(G(z))) = -softplus(l), which G would *minimise*; its gradient
+    vanishes when D confidently rejects the fakes, which is why ``generator_loss`` is used instead."""
     return -tf.reduce_mean(tf.math.softplus(_f32("fake_logits", fake_logits)))
 
 

@@ -1,8 +1,5 @@
-"""What the command line trains: one recipe per MODEL, its defaults and four small functions.
-``build(seed, total_steps)``: the compiled trainer and the callbacks it needs beyond the run's
-own; ``feed``: the digits it loads and streams to ``fit``; ``save(trainer, run, held_out)``: the
-networks and samples.png it writes; ``report(folder, n, seed)``: what ``evaluate`` measures.
-``runs.train`` runs a recipe into a run folder. Lesson 09 trains ``build_cgan``'s model.
+"""What the command line trains: one ``Recipe`` per MODEL, how it is built, fed, saved and reported
+(``runs.train`` runs one into a run folder). Lesson 09 trains ``build_cgan``'s model.
 """
 
 import json
@@ -13,8 +10,8 @@ from typing import Callable
 import keras
 import numpy as np
 
-from gan_lessons import (callbacks, cgan, checks, cyclegan, data, diffusion, digit_tasks, distribute, gan, metrics,
-                         pix2pix, plots, stylegan, wgan)
+from gan_lessons import callbacks, cgan, checks, cyclegan, data, diffusion, digit_tasks, distribute, gan, metrics
+from gan_lessons import pix2pix, plots, stylegan, wgan
 
 LATENT_DIM, N_CRITIC = 64, 5
 QUICK_EPOCHS, QUICK_DIGITS = 1, 512
@@ -29,9 +26,7 @@ def _adam(rate=2e-4, beta_1=0.5, beta_2=0.999):
 
 
 def _compiled(trainer, extra=(), **optimizers):
-    """The one place where a command-line trainer is compiled (inside the strategy's scope):
-    each replica draws its own noise, and the optimizers are fitted to the strategy and the
-    precision (``distribute``). Returns the trainer and its extra callbacks."""
+    """The trainer compiled for the strategy and precision (``distribute``), and its extra callbacks."""
     distribute.replica_seeds(trainer)
     trainer.compile(**{name: distribute.optimizer(optimizer) for name, optimizer in optimizers.items()})
     return trainer, list(extra)
@@ -43,8 +38,7 @@ def build_gan(seed, total_steps):
 
 
 def build_dcgan(seed, total_steps):
-    trainer = gan.GAN(gan.dcgan_generator(LATENT_DIM), gan.dcgan_discriminator(refine=True), real_label=0.9,
-                      seed=seed)
+    trainer = gan.GAN(gan.dcgan_generator(LATENT_DIM), gan.dcgan_discriminator(refine=True), real_label=0.9, seed=seed)
     return _compiled(trainer, [callbacks.GeneratorAverage(0.999)], d_optimizer=_adam(6e-4), g_optimizer=_adam(6e-4))
 
 
@@ -88,8 +82,7 @@ def build_stylegan(seed, total_steps):
                      g_optimizer=_adam(5e-4, beta_2=0.99), mapping_optimizer=_adam(5e-6, beta_2=0.99))
 
 
-# diffusion: an autoencoder (digit -> 7x7x4) is trained first, then a conditional U-Net learns
-# to denoise its latents; DDIM draws them back in SAMPLE_STEPS steps with guidance GUIDANCE.
+# diffusion: an autoencoder (digit -> 7x7x4) first, then a conditional U-Net denoises its latents.
 AUTOENCODER_EPOCHS, SAMPLE_STEPS, GUIDANCE, N_SAMPLES = 10, 25, 1.5, 1000
 LATENT_SHAPE = (7, 7, 4)
 
@@ -106,10 +99,8 @@ def build_diffusion(seed, total_steps):
 
 @dataclass(frozen=True)
 class Feed:
-    """``load(quick, source)``: (training data, held-out data or None, training examples);
-    ``stream(train, run)``: (dataset, steps per epoch), made inside the strategy's scope;
-    ``held_out``: the file the held-out data is saved to; ``batch_axis``: the axis of a
-    step's batch that the replicas split."""
+    """``load(quick, source)``: (training data, held-out data or None, size); ``stream(train, run)``: (dataset,
+    steps per epoch); ``held_out``: its file; ``batch_axis``: the axis of a step's batch the replicas split."""
 
     load: Callable
     stream: Callable
@@ -129,8 +120,7 @@ def _split(loader, quick, source, limits):
 
 
 def _latents(train, run):
-    """The diffusion run's first part: train the autoencoder (or load the one a resumed run
-    saved), write diffusion.json, and stream the scaled latents with their labels."""
+    """Train the autoencoder (or load a resumed run's), write diffusion.json, stream the scaled latents."""
     (x, y), folder = train, run.folder
     paths = [folder / "encoder.keras", folder / "decoder.keras"]
     if all(p.is_file() for p in paths):
@@ -236,8 +226,7 @@ def save_translators(trainer, run, held_out):
 def report_translators(folder, n, seed):
     test = _read(folder / DOMAINS.held_out, lambda path: digit_tasks.UnpairedDomains.load(path).head(n))
     g_ab, g_ba = (_load(folder / f"generator_{d}.keras", IMAGE_SHAPE) for d in ("ab", "ba"))
-    # How real the B -> A digits look: their FID against the held-out A digits, plain digits
-    # that none of the B digits was made from.
+    # How real the B -> A digits look: their FID against held-out A digits that no B digit was made from.
     fid_b_to_a = metrics.fid(metrics.features(metrics.generate(g_ba, test.b)), metrics.features(test.a))
     return {"n_a": len(test.a), "n_b": len(test.b), **cyclegan.translation_report(g_ab, g_ba, test),
             "fid_b_to_a": fid_b_to_a, "fid_floor": metrics.fid_floor(len(test.b))}
@@ -275,9 +264,8 @@ def report_diffusion(folder, n, seed):
 
 
 def sample_diffusion(folder, out, n, steps=None, guidance=None, label=None, seed=0):
-    """Draw ``n`` digits (of class ``label``, or the classes in turn) from the diffusion run in
-    ``folder``, DDIM in latent space then the decoder, into ``out`` (.npz: images, labels).
-    Returns the images, labels, steps, guidance and the seconds drawing took."""
+    """Draw ``n`` digits from the diffusion run in ``folder`` into ``out`` (.npz: images, labels); returns
+    the images, labels, steps, guidance and the seconds drawing took."""
     paths = [folder / name for name in ("denoiser.keras", "decoder.keras", "diffusion.json")]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:

@@ -1,13 +1,7 @@
-"""A training run's folder, the command line's memory, and what is done with one: ``train``
-a recipe into it, ``evaluate`` it, ``sample`` from it.
-
-``run.json`` records what was asked for (model, epochs, batch, seed, quick, the MNIST source,
-precision) and how it went (status running, finished or failed; the failure; seconds);
-``history.json`` each finished epoch's losses and seconds; ``backup/`` the checkpoint an
-interrupted run resumes from. A folder is new or empty (a run starts there), holds an
-unfinished run (resumed with the same options), a finished one (never overwritten) or a failed
-one (a loss became NaN: never resumed). A refusal is one sentence (``checks.BadArgument``),
-given before anything is written. What each model trains is its recipe (``recipes``).
+"""A training run's folder, the command line's memory: ``train`` a recipe (``recipes``) into it,
+``evaluate`` it, ``sample`` from it. ``run.json`` records what was asked for and how it went (running,
+finished, or failed: a NaN loss, never resumed); ``history.json`` each finished epoch; ``backup/`` the
+checkpoint an unfinished run resumes from. A refusal is one sentence, given before anything is written.
 """
 
 import json
@@ -45,8 +39,7 @@ class Run:
         return len(json.loads(path.read_text())["epoch"]) if path.is_file() else 0
 
     def callbacks(self, keys):
-        """``fit``'s callbacks that keep the run: its checkpoint (resume), history.json, the NaN
-        stop (kept as ``self.nan_stop``) and a progress line showing ``keys``."""
+        """``fit``'s callbacks: checkpoint, history.json, the NaN stop (``self.nan_stop``), progress of ``keys``."""
         self.nan_stop = callbacks.StopOnNaN()
         return [callbacks.resume(self.folder / "backup"), callbacks.HistoryFile(self.folder / "history.json"),
                 self.nan_stop, callbacks.Progress(keys=list(keys))]
@@ -76,8 +69,8 @@ def finished(folder, what="evaluate"):
     """The finished run in ``folder``; any other folder is refused, saying what to do."""
     run = read(folder) if Path(folder).is_dir() else None
     if run is None:
-        raise checks.BadArgument(f"DIR {folder} holds no gan_lessons run (no run.json); give a folder written by "
-                                 "'train'.")
+        raise checks.BadArgument(f"DIR {folder} holds no gan_lessons run (no run.json); give a folder written "
+                                 "by 'train'.")
     if run["status"] == "failed":
         raise checks.BadArgument(f"DIR {folder} holds a run that failed ({run.record.get('failure')}); train a new "
                                  "one in another folder.")
@@ -88,8 +81,7 @@ def finished(folder, what="evaluate"):
 
 
 def _start(model, folder, quick, options):
-    """A new run in ``folder`` (and False), or the unfinished run there to resume (and True);
-    ``options`` are the epochs, batch_size and seed asked for (None: the recipe's or the run's)."""
+    """A new run in ``folder`` (and False), or the unfinished run there to resume (and True)."""
     if folder.exists() and not folder.is_dir():
         raise checks.BadArgument(f"--out {folder} is a file; give a folder (new, empty, or an unfinished run).")
     run = read(folder) if folder.is_dir() else None
@@ -124,14 +116,9 @@ def _start(model, folder, quick, options):
 
 
 def train(model, folder, epochs=None, batch_size=None, seed=None, quick=False, strategy="auto", precision=None):
-    """Train the recipe ``model`` (a name of ``recipes.RECIPES``) into ``folder``, or resume the
-    unfinished run there, and return the Run: finished, or failed when a loss became NaN.
-
-    ``epochs``, ``batch_size``, ``seed``: None for the recipe's defaults (seed 0), or for the
-    unfinished run's. ``quick`` (or GAN_LESSONS_QUICK=1): one epoch on 512 digits.
-    ``strategy``, ``precision``: see ``distribute``. Interrupted (Ctrl-C, a kernel interrupt), it
-    says how to resume and raises KeyboardInterrupt; the same call again resumes.
-    """
+    """Train the recipe ``model`` into ``folder``, or resume the unfinished run there; returns the Run,
+    finished or failed (a NaN loss). None options: the recipe's defaults (seed 0) or the unfinished run's.
+    Interrupted, it says how to resume and raises KeyboardInterrupt; the same call again resumes."""
     recipes.get(model)
     options = {"epochs": epochs, "batch_size": batch_size, "seed": seed}
     for key, value in options.items():
@@ -178,8 +165,7 @@ def _train(run, resuming, strategy):
               f"into {folder}.")
     print(f"Devices: {where}; precision {run['precision']}.")
     try:
-        # Networks, optimizers and training under the strategy: on several devices each step's
-        # batch is split over the replicas (a WGAN's stacked batches along their second axis).
+        # Networks, optimizers and training under the strategy, which splits each step's batch over the replicas.
         with strategy.scope():
             dataset, steps = recipe.feed.stream(train_data, run)
             trainer, extra = recipe.build(run["seed"], run["epochs"] * steps)
@@ -210,9 +196,8 @@ def evaluate(folder, n=1000, seed=0):
 
 
 def sample(folder, out, n=1000, steps=None, guidance=None, label=None, seed=0):
-    """Draw ``n`` digits from the finished diffusion run in ``folder`` into the file ``out``
-    (.npz with images and labels): ``steps`` DDIM steps and ``guidance`` (None: the run's),
-    digit ``label`` only (None: the classes in turn), starting noise ``seed``."""
+    """Draw ``n`` digits from the finished diffusion run in ``folder`` into ``out`` (.npz): ``steps`` DDIM
+    steps and ``guidance`` (None: the run's), digit ``label`` only (None: the classes in turn)."""
     run, out = finished(folder, "sample from"), Path(out)
     recipe = recipes.RECIPES[run["model"]]
     if recipe.sample is None:

@@ -193,8 +193,9 @@ def test_a_trainer_and_both_samplers_with_their_defaults_draw_the_data_not_noise
 
 
 def _wide():
-    x, t = keras.Input((2,)), keras.Input(())
-    return keras.Model([x, t], keras.layers.Dense(3)(x), name="wide")  # a prediction that does not fit x_t
+    x, t = keras.Input((2,)), keras.Input((1,))
+    both = keras.layers.Concatenate()([x, t])
+    return keras.Model([x, t], keras.layers.Dense(3)(both), name="wide")  # a prediction that does not fit x_t
 
 
 @pytest.mark.parametrize("call, words", [
