@@ -14,8 +14,8 @@ try:
     _runtime.import_tensorflow()
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(
-        "gan_lessons needs TensorFlow 2.20 or newer: install it with "
-        "pip install 'gan-lessons[cpu]' (or 'tensorflow' on a GPU machine)."
+        "gan_lessons needs TensorFlow 2.20 or newer: install it with pip install 'gan-lessons[cpu]' "
+        "(on a GPU machine 'tensorflow'; on a TPU runtime such as Colab's, which has none, 'tensorflow-tpu')."
     ) from exc
 
 from gan_lessons import checks, classifier, data, losses, metrics, plots, runtime  # noqa: E402,F401

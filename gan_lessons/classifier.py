@@ -3,7 +3,7 @@
 Inception-v3, the usual FID's network, would have to be downloaded and knows little about 28x28 digits;
 a small CNN looks at digits instead. Its 128-unit penultimate layer is the feature space of FID, KID,
 precision/recall and density/coverage, its softmax the p(y|x) of the Inception Score. A metric is only
-comparable through one fixed network, so the trained weights ship in ``data/`` (made by ``RECIPE``, made
+comparable through one fixed network, so the trained weights ship in ``bundled/`` (made by ``RECIPE``, made
 again by ``make_weights()``), and the reference digits are the bundled held-out ones on every machine.
 """
 

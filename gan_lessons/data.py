@@ -1,4 +1,4 @@
-"""Datasets for the lessons: MNIST (full when reachable, bundled subset offline), toy 2-D distributions, and
+"""Datasets for the lessons: MNIST (the bundled subset; the full set on request), toy 2-D distributions, and
 the tf.data pipelines that feed ``fit``. Image loaders return float32 (N, 28, 28, 1) in [-1, 1], int64 labels (N,).
 """
 
@@ -6,12 +6,12 @@ import contextlib
 import io
 import os
 import reprlib
-import sys
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from gan_lessons import checks
+from gan_lessons import checks, runtime
 
 BUNDLED_FILE = "mnist_5k.npz"
 DATA_DIR_ENV = "GAN_LESSONS_DATA_DIR"
@@ -24,23 +24,16 @@ class DatasetUnavailable(RuntimeError):
     """A dataset could not be loaded; the message says what to do."""
 
 
-def _data_dirs():
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        yield Path(env)
-    here = Path(__file__).resolve().parent
-    yield here.parent / "data"  # a source checkout or editable install
-    yield Path(sys.prefix) / "share" / "gan-lessons" / "data"  # a wheel install
-
-
-def bundled_path():
-    """Path of the bundled MNIST subset, or a clear error when it is missing."""
-    for folder in _data_dirs():
-        candidate = folder / BUNDLED_FILE
-        if candidate.is_file():
-            return candidate
-    raise DatasetUnavailable(f"The bundled digits ({BUNDLED_FILE}) were not found: clone the repository and install "
-                             f"it with 'pip install -e .', or set {DATA_DIR_ENV} to the folder that holds the file.")
+def bundled_path(name=BUNDLED_FILE):
+    """Path of a bundled file (package data in ``gan_lessons/bundled``, or in ``GAN_LESSONS_DATA_DIR`` when that is
+    set), or a clear error when it is missing."""
+    folder = os.environ.get(DATA_DIR_ENV)
+    candidate = Path(folder) / name if folder else Path(str(resources.files("gan_lessons") / "bundled" / name))
+    if candidate.is_file():
+        return candidate
+    raise DatasetUnavailable(f"The bundled file {name} was not found at {candidate}: reinstall gan-lessons "
+                             f"(pip install gan-lessons, or 'pip install -e .' in a clone), or set {DATA_DIR_ENV} to "
+                             "the folder that holds it.")
 
 
 def to_unit_range(images_uint8):
@@ -76,7 +69,9 @@ def _keras_split(name, split):
 
 
 def mnist_source():
-    """"full" when Keras can get the full MNIST (from its cache or the network), else "bundled"."""
+    """What ``source="auto"`` uses: "full" with ``GAN_LESSONS_MORE=1`` when Keras can get it, else "bundled"."""
+    if not runtime.more():
+        return "bundled"
     try:
         _keras_split("mnist", "test")
         return "full"
@@ -86,16 +81,16 @@ def mnist_source():
 
 def load_mnist(split="train", source="auto", limit=None, verbose=True):
     """MNIST digits of ``split`` ("train", "test": held out for measuring, or "all") as (images, labels).
-    ``source`` "auto": the full MNIST when Keras can get it (cache or network), else the bundled 5,000 digits;
-    "bundled" forces the subset; "full" insists on the full set. ``limit``: at most this many (a
-    class-balanced prefix). ``verbose``: print one line saying which data was used."""
+    ``source`` "auto": the bundled 5,000 digits (the lessons' measured data), or with ``GAN_LESSONS_MORE=1`` the full
+    MNIST when Keras can get it (cache or network); "bundled" forces the subset; "full" insists on the full set.
+    ``limit``: at most this many (a class-balanced prefix). ``verbose``: print one line saying which was used."""
     checks.choice("split", split, SPLITS)
     checks.choice("source", source, SOURCES)
     if limit is not None:
         checks.count("limit", limit)
 
     used = None
-    if source in ("auto", "full"):
+    if source == "full" or (source == "auto" and runtime.more()):
         try:
             x, y = _keras_split("mnist", split)
             used = f"full MNIST ({split} split, {len(y):,} digits)"
@@ -106,7 +101,7 @@ def load_mnist(split="train", source="auto", limit=None, verbose=True):
                                          "or use the bundled 5,000 digits (source='auto' or 'bundled').") from exc
     if used is None:
         x, y = _bundled_split(split)
-        note = "" if source == "bundled" else "; full MNIST not reachable"
+        note = "; full MNIST not reachable" if source == "auto" and runtime.more() else ""
         used = f"bundled MNIST subset ({split} split, {len(y):,} digits{note})"
 
     if limit is not None and limit < len(y):

@@ -10,11 +10,12 @@ Shared state (CycleGAN's image pool, StyleGAN's running mean of w) lives in vari
 ``aggregation`` says how the replicas combine. BatchNorm's statistics, StyleGAN's minibatch
 standard deviation and Dropout's masks still see only their replica's slice: valid training, but
 not the same numbers as on one device. Tested on a CPU split into two logical devices
-(``MirroredStrategy``), in float32 and, on one device, in ``mixed_float16``; the TPU and
-multi-worker strategies and any GPU have not been run.
+(``MirroredStrategy``), in float32 and, on one device, in ``mixed_float16``, and as two worker processes
+on one machine (``MultiWorkerMirroredStrategy``); the TPU strategy and any GPU have not been run.
 """
 
 import functools
+import json
 import os
 
 from gan_lessons import checks
@@ -132,6 +133,13 @@ def make_strategy(name="auto"):
 
     if name not in STRATEGIES:
         raise checks.BadArgument(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+    if name == "multi-worker" and not os.environ.get("TF_CONFIG"):
+        raise checks.BadArgument("strategy 'multi-worker' needs the TF_CONFIG environment variable (the cluster's "
+                                 "machines and this machine's place among them); set it on every machine, or "
+                                 "use --strategy auto.")
+    if name == "multi-worker":  # first: it configures TensorFlow's runtime, which listing devices starts
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        return strategy, f"MultiWorkerMirroredStrategy over {strategy.num_replicas_in_sync} replicas"
     gpus = _devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) >= 2 else "one"
@@ -155,16 +163,20 @@ def make_strategy(name="auto"):
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except Exception as error:  # no TPU reachable: TensorFlow raises several types
             reason = " ".join(str(error).split(".")[0].split())[:160]
-            raise checks.BadArgument(f"strategy 'tpu' found no TPU ({reason}); run on a TPU runtime or use "
-                                     "--strategy auto.") from None
+            raise checks.BadArgument(f"strategy 'tpu' found no TPU ({reason}); run on a TPU runtime (on Colab's, "
+                                     "first pip install tensorflow-tpu) or use --strategy auto.") from None
         strategy = tf.distribute.TPUStrategy(resolver)
         return strategy, f"TPUStrategy over {strategy.num_replicas_in_sync} TPU cores"
-    if not os.environ.get("TF_CONFIG"):
-        raise checks.BadArgument("strategy 'multi-worker' needs the TF_CONFIG environment variable (the cluster's "
-                                 "machines and this machine's place among them); set it on every machine, or "
-                                 "use --strategy auto.")
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    return strategy, f"MultiWorkerMirroredStrategy over {strategy.num_replicas_in_sync} replicas"
+
+
+def is_chief():
+    """False only on a worker of a TF_CONFIG cluster that is not its chief (task "chief", else worker 0)."""
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        kind, index = config["task"]["type"], int(config["task"]["index"])
+    except (ValueError, KeyError, TypeError):
+        return True
+    return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in config.get("cluster", {}))
 
 
 def check_batch(batch_size, strategy):

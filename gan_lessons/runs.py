@@ -5,6 +5,8 @@ checkpoint an unfinished run resumes from. A refusal is one sentence, given befo
 """
 
 import json
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,12 +120,17 @@ def _start(model, folder, quick, options):
 def train(model, folder, epochs=None, batch_size=None, seed=None, quick=False, strategy="auto", precision=None):
     """Train the recipe ``model`` into ``folder``, or resume the unfinished run there; returns the Run,
     finished or failed (a NaN loss). None options: the recipe's defaults (seed 0) or the unfinished run's.
-    Interrupted, it says how to resume and raises KeyboardInterrupt; the same call again resumes."""
+    Interrupted, it says how to resume and raises KeyboardInterrupt; the same call again resumes. A multi-worker
+    cluster's chief writes ``folder``; the other workers train beside it in a temporary folder, then delete it."""
     recipes.get(model)
     options = {"epochs": epochs, "batch_size": batch_size, "seed": seed}
     for key, value in options.items():
         if value is not None:
             checks.count(key, value, 0 if key == "seed" else 1)
+    scratch = strategy == "multi-worker" and not distribute.is_chief()
+    if scratch:
+        print(f"Not the chief: training beside it, which writes {folder}; this worker keeps nothing.")
+        folder = tempfile.mkdtemp(prefix="gan-lessons-worker-")
     run, resuming = _start(model, Path(folder), bool(quick) or runtime.is_quick(), options)
     recorded = run.record.get("precision", "float32")
     previous = keras.config.dtype_policy()
@@ -139,6 +146,8 @@ def train(model, folder, epochs=None, batch_size=None, seed=None, quick=False, s
         return _train(run, resuming, strategy)
     finally:
         keras.config.set_dtype_policy(previous)  # build later models as before
+        if scratch:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _train(run, resuming, strategy):
@@ -169,6 +178,9 @@ def _train(run, resuming, strategy):
         with strategy.scope():
             dataset, steps = recipe.feed.stream(train_data, run)
             trainer, extra = recipe.build(run["seed"], run["epochs"] * steps)
+            if where.startswith("MultiWorker"):  # fit averages the logs over workers along axis 0: give them one
+                step = trainer.train_step
+                trainer.train_step = lambda batch: {k: keras.ops.reshape(v, (1,)) for k, v in step(batch).items()}
             dataset = distribute.split_dataset(dataset, strategy, recipe.feed.batch_axis)
             start = time.perf_counter()
             trainer.fit(dataset, epochs=run["epochs"], steps_per_epoch=steps, verbose=0,

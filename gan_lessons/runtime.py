@@ -12,20 +12,14 @@ import warnings
 
 from gan_lessons import checks
 
-QUICK_ENV = "GAN_LESSONS_QUICK"
-"""Environment variable that switches every lesson and the CLI to a quick run."""
+QUICK_ENV = "GAN_LESSONS_QUICK"  # switches every lesson and the command line to a quick run
 
 _TRUE = {"1", "true", "yes", "on"}
 
 
 def quiet_logs():
-    """Keep TensorFlow's C++ and Python log lines out of notebook output.
-
-    Level 3 hides the ``E0000 ... remapper failed`` lines that a CPU ``fit`` prints.
-    It is read by TensorFlow when it is first imported; a value the user already
-    set is kept. The oneDNN start-up notice is silenced by ``import_tensorflow``
-    rather than by turning oneDNN off, which would make CPU training much slower.
-    """
+    """Keep TensorFlow's C++ and Python log lines out of notebook output (before TensorFlow's first import;
+    a value the user set is kept). Level 3 hides the ``E0000 ... remapper failed`` lines of a CPU ``fit``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
@@ -33,19 +27,13 @@ def quiet_logs():
     logging.getLogger("absl").setLevel(logging.ERROR)
     for module in ("tensorflow", "keras", "absl", "google.protobuf"):
         warnings.filterwarnings("ignore", module=module)
-    # fit() warns that its default shuffle=True is ignored for a tf.data pipeline,
-    # which our pipelines already shuffle.
+    # fit() warns that its default shuffle=True is ignored for a tf.data pipeline, which ours shuffle already.
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 
 
 def import_tensorflow():
-    """Import TensorFlow with file descriptor 2 pointed at /dev/null.
-
-    TensorFlow's C++ start-up lines (the oneDNN notice and an absl warning) are
-    written straight to the process's stderr, which Jupyter forwards into the
-    notebook; Python-level settings cannot stop them, so they are dropped here.
-    Errors are still raised as Python exceptions after stderr is restored.
-    """
+    """Import TensorFlow with file descriptor 2 pointed at /dev/null: its C++ start-up lines (the oneDNN notice,
+    an absl warning) go straight to the stderr that Jupyter shows, and no Python setting stops them."""
     import sys
 
     if "tensorflow" in sys.modules:
@@ -73,8 +61,7 @@ def is_quick():
     return os.environ.get(QUICK_ENV, "").strip().lower() in _TRUE
 
 
-CPU_SETTINGS_ENV = "GAN_LESSONS_CPU_SETTINGS"
-"""Environment variable that keeps a lesson's CPU settings on a GPU (the values its text describes)."""
+MORE_ENV = "GAN_LESSONS_MORE"  # opt-in: the larger, unmeasured settings (more data or steps), on any device
 
 _NOT_GIVEN = object()
 
@@ -86,31 +73,26 @@ def has_gpu():
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def gpu_settings():
-    """True when lessons use their GPU settings: a GPU is present and ``GAN_LESSONS_CPU_SETTINGS``
-    is not set to 1/true/yes/on."""
-    return has_gpu() and os.environ.get(CPU_SETTINGS_ENV, "").strip().lower() not in _TRUE
+def more():
+    """True when ``GAN_LESSONS_MORE`` is set to 1/true/yes/on: lessons use their larger settings."""
+    return os.environ.get(MORE_ENV, "").strip().lower() in _TRUE
 
 
 def pick(full, quick, gpu=_NOT_GIVEN):
-    """Return ``quick`` in quick mode, ``gpu`` (when given) on a GPU, and ``full`` otherwise.
-
-    Lessons write ``EPOCHS = pick(full=40, quick=1)`` so the real value is the one a
-    reader sees first, and the test suite runs the same cells with less work. A setting
-    with ``gpu=`` (for example ``DATA_LIMIT = pick(full=4000, quick=512, gpu=None)``: all of
-    MNIST on a GPU) lets a lesson do more where the hardware allows; ``full`` stays the
-    value the lesson's text describes, and ``GAN_LESSONS_CPU_SETTINGS=1`` keeps it on a GPU.
-    """
+    """Return ``quick`` in quick mode, ``gpu`` (when given) with ``GAN_LESSONS_MORE=1``, else ``full``: lessons
+    write ``EPOCHS = pick(full=40, quick=1)``, the value the text describes first, and tests run the same cells
+    with less work. ``gpu=`` (``pick(full=4000, quick=512, gpu=None)``: all of MNIST) is an unmeasured opt-in
+    that a GPU can afford; by default a GPU runs ``full``, faster."""
     if is_quick():
         return quick
-    if gpu is not _NOT_GIVEN and gpu_settings():
+    if gpu is not _NOT_GIVEN and more():
         return gpu
     return full
 
 
 def set_seed(seed=0):
-    """Seed Python, NumPy, TensorFlow and Keras, and ask TensorFlow for
-    deterministic kernels, so that a run on the CPU repeats exactly."""
+    """Seed Python, NumPy, TensorFlow and Keras; with no GPU visible also ask for deterministic kernels, so that a
+    CPU run repeats exactly (on a GPU they are slower, some ops have none, and Keras then compiles without XLA)."""
     seed = checks.seed("seed", seed)
     import keras
     import numpy as np
@@ -119,10 +101,8 @@ def set_seed(seed=0):
     random.seed(seed)
     np.random.seed(seed)
     keras.utils.set_random_seed(seed)
-    try:
+    if not has_gpu():
         tf.config.experimental.enable_op_determinism()
-    except Exception:  # pragma: no cover - very old TensorFlow
-        pass
     return seed
 
 
@@ -148,14 +128,14 @@ def setup(seed=0, verbose=True):
     set_seed(seed)
     if verbose:
         mode = pick(full="full mode", quick="QUICK mode (few steps, little data)",
-                    gpu=f"full mode with the lesson's GPU settings where it has them (more data; "
-                        f"{CPU_SETTINGS_ENV}=1 keeps the values the text describes)")
-        print(f"{describe_device()} Running in {mode}; seed {seed}.")
+                    gpu=f"full mode with more data or steps where a lesson has them ({MORE_ENV}=1: not "
+                        f"measured, so times and results may differ from the text)")
+        exact = "fast GPU ops: a rerun differs slightly" if has_gpu() else "deterministic ops: a rerun repeats exactly"
+        print(f"{describe_device()} Running in {mode}; seed {seed}, {exact}.")
 
 
 def run_dir(name, root="runs"):
-    """Folder for a lesson's checkpoints and frames: runs/<name> (runs/quick/<name> in
-    quick mode, so a quick test never resumes a full run or the other way round)."""
+    """Folder for a lesson's checkpoints and frames: runs/<name>, or runs/quick/<name> in quick mode."""
     from pathlib import Path
 
     for key, value in (("name", name), ("root", root)):

@@ -1,6 +1,6 @@
 """Tests of gan_lessons.classifier: the shipped weights are the course's one measuring stick.
 
-Loading reads data/classifier.weights.h5 and never trains; its features, logits, accuracy
+Loading reads gan_lessons/bundled/classifier.weights.h5 and never trains; its features, logits, accuracy
 and FID floor match the values stored here (measured once when the weights were made); the
 reference digits are the bundled held-out ones even when the full MNIST is reachable; the
 recipe still trains; a full retrain reproduces the shipped accuracy (slow, opt-in); bad
@@ -107,7 +107,7 @@ def test_reference_digits_are_the_bundled_held_out_ones_even_with_the_full_mnist
     # Stand in for a machine that reaches the full MNIST: Keras's loader returns other digits.
     other = np.zeros((20, 28, 28), np.uint8), np.arange(20) % 10
     monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda *args, **kwargs: (other, other))
-    assert len(data.load_mnist("test", verbose=False)[1]) == 20  # the stand-in is seen by "auto"
+    assert len(data.load_mnist("test", source="full", verbose=False)[1]) == 20  # the stand-in is seen
     bundled_test = data.load_mnist("test", source="bundled", verbose=False)
     bundled_train = data.load_mnist("train", source="bundled", verbose=False)
     reference, labels = classifier.reference_digits(1000)

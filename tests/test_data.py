@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from gan_lessons import data
+from gan_lessons import data, runtime
 
 
 def _offline():
@@ -18,6 +18,7 @@ def no_network(monkeypatch):
     puts a small stand-in in their place."""
     monkeypatch.setattr(keras.datasets.mnist, "load_data", _offline)
     monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", _offline)
+    monkeypatch.delenv(runtime.MORE_ENV, raising=False)
 
 
 def _full_mnist(monkeypatch):
@@ -49,12 +50,15 @@ def test_limit_keeps_classes_balanced():
     assert len(x) == 200 and np.all(np.bincount(y) == 20)
 
 
-def test_auto_falls_back_to_bundled_with_one_line(capsys):
+def test_auto_is_the_bundled_subset_with_one_line(capsys, monkeypatch):
     x, y = data.load_mnist("train")
     out = capsys.readouterr()
     assert x.shape == (4000, 28, 28, 1) and data.mnist_source() == "bundled"
-    assert out.out == "Using bundled MNIST subset (train split, 4,000 digits; full MNIST not reachable).\n"
-    assert out.err == ""
+    assert out.out == "Using bundled MNIST subset (train split, 4,000 digits).\n" and out.err == ""
+    monkeypatch.setenv(runtime.MORE_ENV, "1")  # asked for the full set, which cannot be had here
+    assert data.load_mnist("train")[0].shape == (4000, 28, 28, 1) and data.mnist_source() == "bundled"
+    assert capsys.readouterr().out == ("Using bundled MNIST subset (train split, 4,000 digits; full MNIST not "
+                                       "reachable).\n")
 
 
 def test_full_source_without_network_says_what_to_do():
@@ -64,8 +68,13 @@ def test_full_source_without_network_says_what_to_do():
         data.load_fashion_mnist()
 
 
-def test_auto_uses_full_mnist_when_keras_has_it(monkeypatch, capsys):
+def test_auto_uses_full_mnist_only_when_asked_for(monkeypatch, capsys):
+    """Online too, the lessons train on the bundled digits (their text's numbers come from them); the full MNIST
+    is the opt-in GAN_LESSONS_MORE=1, or source="full"."""
     _full_mnist(monkeypatch)
+    assert data.load_mnist("test", verbose=False)[0].shape == (1000, 28, 28, 1) and data.mnist_source() == "bundled"
+    assert data.load_mnist("test", source="full", verbose=False)[0].shape == (2, 28, 28, 1)
+    monkeypatch.setenv(runtime.MORE_ENV, "1")
     x, y = data.load_mnist("test")
     assert x.shape == (2, 28, 28, 1) and np.all(x == 1.0) and data.mnist_source() == "full"
     assert capsys.readouterr().out == "Using full MNIST (test split, 2 digits).\n"

@@ -113,7 +113,8 @@ def test_strategies_by_name_and_bad_input(monkeypatch, mirrored):
     assert distribute.make_strategy("auto")[0].num_replicas_in_sync == (len(gpus) if len(gpus) >= 2 else 1)
     with pytest.raises(checks.BadArgument, match="unknown strategy 'two'; choose one of auto, one, mirrored"):
         distribute.make_strategy("two")
-    with pytest.raises(checks.BadArgument, match="strategy 'tpu' found no TPU .*use --strategy auto"):
+    with pytest.raises(checks.BadArgument,
+                       match="strategy 'tpu' found no TPU .*pip install tensorflow-tpu.*use --strategy auto"):
         distribute.make_strategy("tpu")
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(checks.BadArgument, match="needs the TF_CONFIG environment variable"):
