@@ -21,14 +21,17 @@ class LabelError(checks.BadArgument):
 
 @keras.saving.register_keras_serializable(package="gan_lessons")
 class LabelCheck(layers.Layer):
-    """Checks class labels before they reach an Embedding; returns them as int32 (batch,).
+    """Checks class labels before they reach an Embedding; returns them as int32 (batch,), then the
+    companion input (the noise or the images; second, so that models saved when it returned only
+    the labels still load).
 
     An Embedding on a GPU silently returns zeros for an id outside its table, so the
     model checks its labels itself: whole numbers in 0..num_classes-1, one per row of
-    the companion input (the noise or the image). The label input is declared float32
-    so that 2.6 reaches this check instead of being truncated to 2 on the way in.
-    Eager calls raise ``LabelError``; inside a compiled graph the same checks raise
-    TensorFlow's ``InvalidArgumentError`` with the same words.
+    the companion. The label input is declared float32 so that 2.6 reaches this check
+    instead of being truncated to 2 on the way in. Eager calls raise ``LabelError``; a
+    compiled graph raises TensorFlow's ``InvalidArgumentError`` with the same words. XLA
+    (what Keras compiles with on a GPU) drops those asserts but keeps arithmetic, so the
+    companion's rows with a bad label also come out NaN, and so do their outputs and the losses.
     """
 
     def __init__(self, num_classes=10, **kwargs):
@@ -55,10 +58,13 @@ class LabelCheck(layers.Layer):
                 tf.debugging.assert_less(labels, float(self.num_classes), message=allowed),
             ]):
                 labels = tf.identity(labels)
-        return tf.cast(labels, tf.int32)
+            good = (labels == tf.round(labels)) & (labels >= 0) & (labels < self.num_classes)
+            nan = tf.reshape(tf.where(good, 0.0, float("nan")), [-1] + [1] * (len(companion.shape) - 1))
+            companion = companion + tf.cast(nan, companion.dtype)
+        return tf.cast(labels, tf.int32), companion
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0][0],)
+        return (input_shape[0][0],), input_shape[0]
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
@@ -76,9 +82,9 @@ def conditional_generator(latent_dim=64, num_classes=10, embed_dim=32, filters=6
     filters = checks.count("filters", filters)
     z = keras.Input(shape=(latent_dim,), name="noise")
     y = keras.Input(shape=(1,), name="label")
-    label = LabelCheck(num_classes, name="label_check")([z, y])
-    h = layers.Concatenate(name="noise_and_label")([z, layers.Embedding(num_classes, embed_dim,
-                                                                        name="label_embedding")(label)])
+    label, noise = LabelCheck(num_classes, name="label_check")([z, y])
+    h = layers.Concatenate(name="noise_and_label")([noise, layers.Embedding(num_classes, embed_dim,
+                                                                            name="label_embedding")(label)])
     image = dcgan_generator(latent_dim + embed_dim, filters, name="dcgan_generator")(h)
     return keras.Model([z, y], image, name=name)
 
@@ -95,10 +101,10 @@ def conditional_discriminator(num_classes=10, filters=64, refine=True, name="con
     filters = checks.count("filters", filters)
     x = keras.Input(shape=IMAGE_SHAPE, name="image")
     y = keras.Input(shape=(1,), name="label")
-    label = LabelCheck(num_classes, name="label_check")([x, y])
+    label, image = LabelCheck(num_classes, name="label_check")([x, y])
     plane = layers.Reshape(IMAGE_SHAPE, name="label_plane")(
         layers.Embedding(num_classes, 28 * 28, name="label_embedding")(label))
-    h = conv_trunk(layers.Concatenate(name="image_and_label")([x, plane]), filters, batch_norm=True, refine=refine)
+    h = conv_trunk(layers.Concatenate(name="image_and_label")([image, plane]), filters, batch_norm=True, refine=refine)
     return keras.Model([x, y], layers.Dense(1, name="logit")(h), name=name)
 
 
