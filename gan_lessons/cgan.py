@@ -16,7 +16,9 @@ from gan_lessons.gan import GAN, IMAGE_SHAPE, conv_trunk, dcgan_generator
 class LabelError(checks.BadArgument):
     """Bad labels given to a conditional model."""
 
-    _keras_call_info_injected = True  # Keras passes the sentence on as it is, without its call report
+    # Keras appends a report of the layer call to an exception raised in a layer and has no public way to
+    # skip it; this marker (its own, for exceptions it has already annotated) keeps the one sentence.
+    _keras_call_info_injected = True
 
 
 @keras.saving.register_keras_serializable(package="gan_lessons")
