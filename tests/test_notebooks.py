@@ -74,3 +74,35 @@ def test_every_lesson_opens_in_colab_from_its_title_and_from_readme(path):
     readme = (ROOT / "README.md").read_text()
     row = next(line for line in readme.splitlines() if f"(notebooks/{path.name})" in line)
     assert badge in row, f"README's row for {path.name} has no Colab badge"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_widget_state_is_committed(path):
+    """Widgets live in a kernel; saved, they are broken boxes for readers without one
+    (tools/strip_widgets.py removes them and keeps the static outputs)."""
+    notebook = json.loads(path.read_text())
+    assert "widgets" not in notebook.get("metadata", {}), f"{path.name}: run tools/strip_widgets.py"
+    for cell in notebook["cells"]:
+        for out in cell.get("outputs", []):
+            assert "application/vnd.jupyter.widget-view+json" not in out.get("data", {}), \
+                f"{path.name}: a widget view is saved; run tools/strip_widgets.py"
+
+
+def _two_part(path):
+    return any(c["cell_type"] == "markdown" and _source(c).startswith("## Going deeper") for c in _cells(path))
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if _two_part(p)], ids=lambda p: p.name)
+def test_every_exercise_has_a_solution_cell_that_ran_and_printed(path):
+    """Each exercise ("**N. ...**" after "## Exercises") is followed by a hidden code cell tagged
+    "solution", run with the notebook (so it cannot rot), whose printed output the answer quotes."""
+    cells = _cells(path)
+    start = next(i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and _source(c).startswith("## Exercises"))
+    questions = [n for c in cells[start:] if c["cell_type"] == "markdown"
+                 for n in re.findall(r"^\*\*(\d+)\.", _source(c), re.M)]
+    solutions = [c for c in cells[start:] if c["cell_type"] == "code" and "solution" in c["metadata"].get("tags", [])]
+    assert questions, f"{path.name}: no exercises"
+    assert len(solutions) == len(questions), f"{path.name}: {len(questions)} exercises, {len(solutions)} solution cells"
+    for cell in solutions:
+        assert cell["metadata"].get("jupyter", {}).get("source_hidden"), f"{path.name}: a solution cell is not hidden"
+        assert any(o.get("name") == "stdout" for o in cell.get("outputs", [])), f"{path.name}: a solution printed nothing"
