@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from gan_lessons import callbacks, checks, data, diffusion, distribute, runs
+from gan_lessons import callbacks, checks, data, diffusion, distribute, runs, runtime
 from gan_lessons.recipes import GUIDANCE, N_SAMPLES, RECIPES, SAMPLE_STEPS
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
@@ -110,6 +110,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
+            if args.precision == "mixed_float16" and not runtime.has_gpu():
+                raise checks.BadArgument("--precision mixed_float16 needs a GPU: a CPU emulates float16 arithmetic, "
+                                         "much slower than float32; train in float32 here (the default).")
             run = runs.train(args.model, args.out, args.epochs, args.batch_size, args.seed, args.quick, args.strategy,
                              args.precision)
             return 0 if run["status"] == "finished" else EXIT_FAILED

@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 import gan_lessons
-from gan_lessons import checks, cgan, cyclegan, data, diffusion, distribute, gan, losses, pix2pix, stylegan, wgan
+from gan_lessons import checks, cgan, cyclegan, data, diffusion, distribute, gan, losses, pix2pix, runs, stylegan, wgan
 from gan_lessons.__main__ import main
 
 @pytest.fixture(scope="module")
@@ -241,9 +241,17 @@ def test_float32_training_gives_plain_optimizers():
     assert not isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
 
 
-def test_cli_mixed_precision_run_saves_a_float32_generator_and_resumes_only_as_started(tmp_path, capsys):
+def test_cli_refuses_mixed_float16_on_a_cpu_in_one_sentence(tmp_path, capsys):
+    assert main(["train", "gan", "--out", str(tmp_path / "gan"), "--quick", "--precision", "mixed_float16"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --precision mixed_float16 needs a GPU: a CPU emulates float16 "
+                                               "arithmetic, much slower than float32; train in float32 here (the default).")
+    assert not (tmp_path / "gan").exists()
+
+
+def test_mixed_precision_run_saves_a_float32_generator_and_resumes_only_as_started(tmp_path, capsys):
     out = tmp_path / "gan"  # the MLP GAN: float16 convolutions on a CPU can be very slow
-    assert main(["train", "gan", "--out", str(out), "--quick", "--precision", "mixed_float16"]) == 0
+    # The Python API trains in mixed_float16 on a CPU too (slowly, with a note), as a GPU would.
+    assert runs.train("gan", out, quick=True, precision="mixed_float16")["status"] == "finished"
     printed = capsys.readouterr().out
     assert "precision mixed_float16." in printed and "Note: mixed_float16 on a CPU is much slower" in printed
     assert keras.config.dtype_policy().name == "float32"  # the policy is put back after the run
