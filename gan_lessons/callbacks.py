@@ -116,7 +116,7 @@ class StopOnNaN(keras.callbacks.Callback):
                 self.model.stop_training = True
                 self.stopped_at = where
                 self.message = (f"Training stopped at {where}: {key} became {float(value)}. "
-                                "Lower the learning rate, or check the data range.")
+                                "Lower the learning rate, or check the data range (and that labels are 0-9).")
                 self.model.failure = self.message
                 print(self.message)
                 return

@@ -113,7 +113,7 @@ def _digits(quick, source):
     return (x, y), None, len(x)
 
 
-def _split(loader, quick, source, limits):
+def _split(loader, source, limits):
     train, test = (loader(split, limit=limit, source=source, verbose=False)
                    for split, limit in zip(("train", "test"), limits))
     return train, test, len(train)
@@ -151,11 +151,11 @@ IMAGES = Feed(_digits, lambda t, run: data.make_dataset(t[0], None, run["batch_s
 LABELLED = Feed(_digits, lambda t, run: data.make_dataset(*t, run["batch_size"], run["seed"]))
 CRITIC = Feed(_digits, lambda t, run: data.make_dataset(t[0], None, run["batch_size"], run["seed"], N_CRITIC),
               batch_axis=1)  # N_CRITIC batches a step, stacked on axis 0
-DOMAINS = Feed(lambda quick, source: _split(digit_tasks.load_digit_domains, quick, source,
+DOMAINS = Feed(lambda quick, source: _split(digit_tasks.load_digit_domains, source,
                                             (QUICK_DIGITS // 2,) * 2 if quick else (4000, 1000)),
                lambda t, run: data.make_unpaired_dataset(t.a, t.b, run["batch_size"], run["seed"]),
                "test_domains.npz")
-PAIRS = Feed(lambda quick, source: _split(digit_tasks.load_pairs, quick, source,
+PAIRS = Feed(lambda quick, source: _split(digit_tasks.load_pairs, source,
                                           (QUICK_DIGITS, QUICK_DIGITS // 2) if quick else (None, 1000)),
              lambda t, run: data.make_dataset(t.inputs, t.targets, run["batch_size"], run["seed"]),
              "test_pairs.npz")
