@@ -42,12 +42,19 @@ def adam(rate=1e-3):
 
 
 def in_step(trainer):
-    """Every weight holds the same value on both replicas (BatchNorm's moving statistics are
-    per replica by design, so only trainable weights are compared)."""
-    for variable in trainer.trainable_variables:
+    """Every variable (networks, optimizers, seed generators, CycleGAN's image pools, StyleGAN's
+    mean w) holds the same value on both replicas, but BatchNorm's moving statistics, which are
+    per replica by design (Keras's default)."""
+    optimizers = [getattr(trainer, name, None) for name in ("d_optimizer", "g_optimizer", "mapping_optimizer",
+                                                            "optimizer")]
+    variables = trainer.variables + [v for o in optimizers if o is not None for v in o.variables]
+    shared = [v for v in variables if not v.path.endswith(("moving_mean", "moving_variance"))]
+    assert len(shared) > 20
+    for variable in shared:
         values = [np.asarray(v) for v in variable.value.values]
         assert len(values) == 2
         np.testing.assert_array_equal(values[0], values[1], err_msg=variable.path)
+    return {v.path: np.asarray(v.value.values[0]) for v in shared}
 
 
 @pytest.mark.parametrize("model", ["dcgan", "cgan", "wgan-gp", "wgan-clip", "cyclegan", "pix2pix", "stylegan",
@@ -60,7 +67,11 @@ def test_two_replicas_stay_in_step_and_learn(mirrored, model):
     with mirrored.scope():
         trainer, dataset = small_trainer(model)
     history = trainer.fit(repeated(dataset), epochs=3, steps_per_epoch=4, verbose=0).history
-    in_step(trainer)
+    values = in_step(trainer)
+    if model == "cyclegan":  # the pools filled (4 images each), the first replica's writes kept on both
+        assert values["pool_a/count"] == 4 and values["pool_b/count"] == 4
+    if model == "stylegan":  # the mean w, averaged over the replicas, has moved from zero
+        assert np.abs(values[trainer.truncation.w_avg.path]).sum() > 0
     assert all(np.all(np.isfinite(values)) for values in history.values()), history
     key = LEARNS[model]
     assert history[key][-1] < history[key][0], (key, history[key])
@@ -225,6 +236,8 @@ def test_every_trainer_trains_in_mixed_float16_with_loss_scaling(mixed_float16, 
     for optimizer in optimizers:
         assert int(optimizer.iterations) >= 1
         assert float(optimizer.dynamic_scale) <= 2.0 ** 15
+    if model == "cyclegan":  # the pool keeps float32 images whatever the networks compute in
+        assert trainer.pool_a.images.dtype == "float32"
 
 
 def test_losses_are_float32_for_float16_logits():
