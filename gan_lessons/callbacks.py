@@ -133,8 +133,9 @@ class StopOnNaN(keras.callbacks.Callback):
 class GeneratorAverage(keras.callbacks.Callback):
     """Keeps ``model.generator_average``, a copy of the generator whose every weight (BatchNorm's
     statistics included) is updated after each step as ``momentum * average + (1 - momentum) *
-    weight``: with momentum 0.999, about the last 1,000 steps. Training never uses it; it smooths
-    out the last steps' jitter and usually draws cleaner digits. Made when ``fit`` starts, as an
+    weight``: with momentum 0.999, about the last 1,000 steps. Training never uses it. Early
+    on it still holds much of the random start and draws worse than the raw generator; once that
+    has faded it follows the raw weights with less jitter (lesson 02 measures both). Made when ``fit`` starts, as an
     attribute of the trainer, so a checkpoint (``resume``) keeps it. ``network`` names the
     trainer's network to average ("denoiser": ``model.denoiser_average``)."""
 

@@ -6,6 +6,7 @@ work on logits, which is numerically safer).
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -187,3 +188,13 @@ class MinimaxGAN(GAN):
 
     def generator_loss(self, fake_logits):
         return losses.minimax_generator_loss(fake_logits)
+
+
+# ----------------------------------------------------------------- lesson 02: walking through the noise
+
+
+def slerp(z_a, z_b, t):
+    """Lesson 02's spherical interpolation between two noise vectors (NumPy): the point at ``t``
+    (0 to 1) on the arc from ``z_a`` to ``z_b``, which keeps a Gaussian vector near its typical length."""
+    theta = np.arccos(np.clip(z_a @ z_b / (np.linalg.norm(z_a) * np.linalg.norm(z_b)), -1, 1))
+    return (np.sin((1 - t) * theta) * z_a + np.sin(t * theta) * z_b) / np.sin(theta)

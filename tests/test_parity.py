@@ -30,7 +30,7 @@ def notebook_class(notebook, name, **names):
     (``names``: what else the cell needs, for example the lesson's base class)."""
     cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
     sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
-    found = [s for s in sources if re.search(rf"^class {name}\(", s, re.M)]
+    found = [s for s in sources if re.search(rf"^(class|def) {name}\(", s, re.M)]
     assert len(found) == 1, f"{notebook} should define class {name} in one code cell"
     namespace = {"keras": keras, "tf": tf, "np": np, "layers": keras.layers, "gan_lessons": gan_lessons,
                  "callbacks": callbacks, "cgan": cgan, "checks": checks, "cyclegan": cyclegan, "data": data, "gan": gan,
@@ -40,9 +40,9 @@ def notebook_class(notebook, name, **names):
 
 
 def _body(tree, name):
-    """The statements of ``class name`` in ``tree``, docstrings removed, as text: what a reader
-    compares, without comments, whitespace, docstrings and the base classes."""
-    [node] = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == name]
+    """The statements of ``class name`` (or ``def name``) in ``tree``, docstrings removed, as text: what
+    a reader compares, without comments, whitespace, docstrings and the base classes."""
+    [node] = [n for n in ast.walk(tree) if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == name]
     for part in ast.walk(node):
         if isinstance(part, (ast.ClassDef, ast.FunctionDef)) and part.body and isinstance(
                 part.body[0], ast.Expr) and isinstance(part.body[0].value, ast.Constant) and isinstance(
@@ -52,11 +52,11 @@ def _body(tree, name):
 
 
 def same_source(notebook, name, package_class):
-    """The notebook's ``class name`` has the package class's text, statement by statement
+    """The notebook's ``class name`` (or function) has the package's text, statement by statement
     (comments, docstrings, whitespace and base classes aside)."""
     cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
     [cell] = ["".join(c["source"]) for c in cells
-              if c["cell_type"] == "code" and re.search(rf"^class {name}\(", "".join(c["source"]), re.M)]
+              if c["cell_type"] == "code" and re.search(rf"^(class|def) {name}\(", "".join(c["source"]), re.M)]
     lesson = _body(ast.parse(cell), name)
     package = _body(ast.parse(textwrap.dedent(inspect.getsource(package_class))), package_class.__name__)
     assert lesson == package, "\n".join(difflib.unified_diff(package, lesson, "package", notebook, lineterm=""))
@@ -151,6 +151,18 @@ def test_lesson_02_networks_and_weight_average_are_the_package_ones():
         assert not all(np.allclose(a, np.asarray(w)) for a, w in zip(averages[-1], trainer.generator.weights))
     for a, b in zip(*averages):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_lesson_02_slerp_is_the_package_one_which_lesson_03_imports():
+    same_source("02_dcgan.ipynb", "slerp", gan.slerp)
+    z_a, z_b = np.random.default_rng(0).standard_normal((2, 64))
+    np.testing.assert_allclose(gan.slerp(z_a, z_b, 0.0), z_a, atol=1e-12)
+    np.testing.assert_allclose(gan.slerp(z_a, z_b, 1.0), z_b, atol=1e-12)
+    middle = gan.slerp(z_a, z_b, 0.5)  # on the arc: between the two lengths, at equal angles from both
+    assert min(np.linalg.norm(z_a), np.linalg.norm(z_b)) <= np.linalg.norm(middle) <= max(np.linalg.norm(z_a),
+                                                                                           np.linalg.norm(z_b))
+    cells = ["".join(c["source"]) for c in json.loads((NOTEBOOKS / "03_conditional_gan.ipynb").read_text())["cells"]]
+    assert any("gan.slerp(" in cell for cell in cells) and not any("def slerp(" in cell for cell in cells)
 
 
 def test_lesson_03_networks_and_trainer_are_the_package_cgan():
