@@ -14,6 +14,11 @@ _CACHE = tempfile.mkdtemp(prefix="gan-lessons-test-cache-")
 if "PYTEST_XDIST_WORKER" not in os.environ:
     shutil.rmtree(os.path.join(os.path.dirname(__file__), "..", "notebooks", "runs", "quick"), ignore_errors=True)
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+# make test runs two test processes on two cores (pytest-xdist): one TensorFlow thread each for the
+# work inside an op (and for the notebooks' kernels, which inherit it), not two each that fight.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    for variable in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
 os.environ["GAN_LESSONS_QUICK"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
 for variable, folder in (("KERAS_HOME", "keras"),
