@@ -96,8 +96,9 @@ def train_ring(trainer_class, points, centres, d_steps=1, d_lr=1e-3, g_lr=1e-3, 
 
 
 def draw_game(ax, run, step):
-    """D as colour, the points with their push as arrows (1 unit of the plot: a push of 8), and
-    the mode centres: a green circle when covered, a grey cross when not. Returns the image."""
+    """D as colour, the points with their push as arrows (1 unit of the plot: a push of 8, shown
+    by a key in the lower right corner), and the mode centres: a green circle when covered, a
+    grey cross when not. Returns the image."""
     verdict, points, push = run.snapshots[step]
     i = run.history["step"].index(step)
     covered = run.history["covered"][i]
@@ -106,14 +107,19 @@ def draw_game(ax, run, step):
     ax.scatter(*run.centres[covered].T, s=160, facecolors="none", edgecolors="lime", linewidths=2)
     ax.scatter(*run.centres[~covered].T, s=40, marker="x", color="0.4")
     ax.scatter(points[:, 0], points[:, 1], s=3, color="black")
-    ax.quiver(points[:, 0], points[:, 1], push[:, 0], push[:, 1], angles="xy", scale_units="xy", scale=8,
-              width=0.004, color="black")
+    arrows = ax.quiver(points[:, 0], points[:, 1], push[:, 0], push[:, 1], angles="xy", scale_units="xy", scale=8,
+                       width=0.004, color="black")
+    # The key, on a white patch in the lower right corner: an arrow one unit long is a push of 8.
+    ax.add_patch(plt.Rectangle((0.42, 0.0), 0.58, 0.1, transform=ax.transAxes, facecolor="white", alpha=0.85,
+                               edgecolor="none", zorder=3))
+    ax.quiverkey(arrows, X=0.62, Y=0.05, U=8, label="push of 8", labelpos="E", coordinates="axes",
+                 fontproperties={"size": 8}, zorder=4)
     ax.set(title=f"step {step}: {covered.sum()} modes, {run.history['good'][i]:.0%} good", xlabel="x1",
            ylabel="x2", xlim=(-EXTENT, EXTENT), ylim=(-EXTENT, EXTENT), aspect="equal")
     return image
 
 
-def draw_modes(ax, run, title="Modes covered over training"):
+def draw_modes(ax, run, title="Modes over training (green: covered)"):
     """Which modes are covered at each measurement: one row per mode, green when covered."""
     steps, covered = run.history["step"], np.array(run.history["covered"], dtype=float).T
     ax.imshow(covered, aspect="auto", origin="lower", cmap="Greens", vmin=0, vmax=1.2, interpolation="nearest",

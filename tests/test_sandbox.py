@@ -31,7 +31,7 @@ def test_train_ring_measures_every_few_steps_and_keeps_the_snapshots_asked_for(s
 def test_draw_shows_each_snapshot_and_the_modes_over_time(short_run):
     fig = sandbox.draw(short_run[0], title="short run")
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles[:3] == ["step 10: 0 modes, 0% good", "step 20: 0 modes, 0% good", "Modes covered over training"]
+    assert titles[:3] == ["step 10: 0 modes, 0% good", "step 20: 0 modes, 0% good", "Modes over training (green: covered)"]
     assert all(ax.get_xlabel() for ax in fig.axes[:3])
     plt.close(fig)
 
