@@ -51,8 +51,9 @@ def resnet_generator(filters=32, residual_blocks=3, name="generator"):
 
 def patchgan_discriminator(filters=32, name="patch_discriminator"):
     """A grid of scores, each judging one patch: (28, 28, 1) -4x4 s2-> (14, 14, f)
-    -4x4 s2, IN-> (7, 7, 2f) -3x3-> (7, 7, 1). Each score sees an 18x18 window, so it
-    judges strokes and texture, not the whole digit; the loss averages all 49."""
+    -4x4 s2, IN-> (7, 7, 2f) -3x3-> (7, 7, 1). Through the convolutions each score sees an 18x18
+    window, so it judges strokes and texture more than the whole digit; instance norm's per-image
+    statistics let every pixel weigh in a little too. The loss averages all 49."""
     filters = checks.count("filters", filters)
     x = keras.Input(shape=IMAGE_SHAPE, name="image")
     h = layers.LeakyReLU(0.2)(layers.Conv2D(filters, 4, strides=2, padding="same")(x))

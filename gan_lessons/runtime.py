@@ -44,7 +44,7 @@ def import_tensorflow():
     except (OSError, ValueError, AttributeError):  # no real stderr: nothing to hide
         import tensorflow
 
-        return tensorflow
+        return _quiet_python_logger(tensorflow)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
@@ -53,6 +53,13 @@ def import_tensorflow():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    return _quiet_python_logger(tensorflow)
+
+
+def _quiet_python_logger(tensorflow):
+    """In an interactive session (a Jupyter kernel) the first ``tf.get_logger()`` call sets the "tensorflow"
+    logger back to INFO, and later retracing warnings reach the notebook: make that first call here."""
+    tensorflow.get_logger().setLevel(logging.ERROR)
     return tensorflow
 
 

@@ -459,3 +459,40 @@ def test_lesson_09_networks_trainer_and_samplers_are_the_package_diffusion():
         ])
     for got, expected in zip(*outputs):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_lesson_05_networks_pool_decay_and_report_are_the_package_ones():
+    notebook = "05_cyclegan.ipynb"
+    for name, package_object in (("instance_norm", cyclegan.instance_norm),
+                                 ("resnet_generator", cyclegan.resnet_generator),
+                                 ("patchgan_discriminator", cyclegan.patchgan_discriminator),
+                                 ("ImagePool", cyclegan.ImagePool), ("LinearDecay", cyclegan.LinearDecay),
+                                 ("translation_report", cyclegan.translation_report)):
+        same_source(notebook, name, package_object)
+    from gan_lessons.digit_tasks import UnpairedDomains, split_unpaired, style
+
+    lesson = notebook_definitions(notebook, {
+        "np": np, "keras": keras, "tf": tf, "layers": keras.layers, "checks": checks, "cyclegan": cyclegan,
+        "losses": losses, "IMAGE_SHAPE": gan.IMAGE_SHAPE, "UnpairedDomains": UnpairedDomains, "style": style})
+    x = digits((4,)).numpy()
+    same_network(lesson["resnet_generator"], cyclegan.resnet_generator, x, filters=4, residual_blocks=2)
+    same_network(lesson["patchgan_discriminator"], cyclegan.patchgan_discriminator, x, filters=4)
+
+    # The pools, from the same seed and fed the same batches, send the same images and keep the same store.
+    pools = [cls(size=3, seed=5, image_shape=(1, 1, 1)) for cls in (lesson["ImagePool"], cyclegan.ImagePool)]
+    for step in range(4):
+        batch = np.full((2, 1, 1, 1), step, "float32") + np.arange(2, dtype="float32")[:, None, None, None] / 10
+        np.testing.assert_array_equal(*[np.asarray(pool(batch)) for pool in pools])
+    np.testing.assert_array_equal(*[np.asarray(pool.images) for pool in pools])
+
+    steps = np.arange(0, 13)
+    np.testing.assert_allclose(*[[float(cls(2e-4, 12, 0.5)(s)) for s in steps]
+                                 for cls in (lesson["LinearDecay"], cyclegan.LinearDecay)])
+
+    images, labels = data.load_mnist("train", source="bundled", limit=40, verbose=False)
+    domains = split_unpaired(images, labels)
+    blur = keras.layers.AveragePooling2D(3, strides=1, padding="same")  # a translator that changes the images
+    reports = [report(blur, lambda t, training=False: -t, domains, classify=lambda i: (i.mean(axis=(1, 2, 3)) > -0.8
+                                                                                        ).astype(int))
+               for report in (lesson["translation_report"], cyclegan.translation_report)]
+    assert reports[0] == reports[1]
