@@ -61,8 +61,11 @@ def unet_generator(filters=32, skips=True, dropout=0.5, name="unet"):
 
 
 def conditional_patchgan(filters=32, name="conditional_patchgan"):
-    """PatchGAN that sees (input, output) stacked as two channels: 28 -s2-> 14 -s2-> 7
-    -> 3x3 -> 7x7 logits, one per overlapping patch (each sees about 22x22 pixels)."""
+    """PatchGAN that sees (input, output) concatenated as two channels: 28 -4x4 s2-> 14
+    -4x4 s2, BN-> 7 -3x3, BN-> 7 -3x3-> 7x7 logits, one per overlapping patch. It normalises
+    with BatchNorm, as the paper does, not with lesson 05's instance norm. Each logit sees a
+    26x26 window of the pair (clipped at the border: 15x15 at a corner); the 3x3 layer before
+    the logits is what lesson 05's PatchGAN lacks, whose windows are 18x18."""
     filters = checks.count("filters", filters)
     condition = keras.Input(shape=IMAGE_SHAPE, name="condition")
     image = keras.Input(shape=IMAGE_SHAPE, name="image")

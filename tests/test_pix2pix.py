@@ -117,6 +117,26 @@ def test_builders_shapes(skips):
     assert any(isinstance(layer, keras.layers.Concatenate) for layer in g.layers) == skips
 
 
+def _window(discriminator, row, col):
+    """Rows and columns of the pair that logit (row, col) depends on: where its gradient is not zero."""
+    gan_lessons.set_seed(0)
+    pair = [tf.constant(np.random.default_rng(i).uniform(-1, 1, (1, 28, 28, 1)), tf.float32) for i in range(2)]
+    with tf.GradientTape() as tape:
+        tape.watch(pair)
+        logit = discriminator(pair, training=False)[0, row, col, 0]
+    touched = sum(np.abs(g.numpy()[0, ..., 0]) for g in tape.gradient(logit, pair)) > 0
+    rows, cols = np.flatnonzero(touched.any(axis=1)), np.flatnonzero(touched.any(axis=0))
+    return (rows.min(), rows.max()), (cols.min(), cols.max())
+
+
+def test_patchgan_logit_sees_a_26x26_window_of_the_pair():
+    gan_lessons.set_seed(0)
+    d = pix2pix.conditional_patchgan(8)
+    assert _window(d, 3, 3) == ((1, 26), (1, 26))  # 26x26 at the centre, as the docstring says
+    assert _window(d, 0, 0) == ((0, 14), (0, 14))  # clipped by the border at a corner
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in d.layers) == 2  # not instance norm
+
+
 def _trainer(**kwargs):
     gan_lessons.set_seed(0)
     trainer = pix2pix.Pix2Pix(pix2pix.unet_generator(8), pix2pix.conditional_patchgan(8), **kwargs)
