@@ -3,6 +3,8 @@
 #   make test   install into .venv and run the unit tests and every notebook (quick mode)
 #   make test-colab   the same tests on Google Colab's versions (constraints/colab.txt: Python 3.13,
 #                     TensorFlow 2.20.0, Keras 3.13.2, NumPy 2.1.3, Colab's runtime of 2026-08; Linux)
+#   make site   the course as a website, from the committed notebooks (nothing runs): build/site/_build/html
+#   make test-site   build it and open every page in headless Chromium (apt-get installs it if missing)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,6 +15,9 @@ PARALLEL ?= -n 2 --dist loadfile
 # The exact versions of the last green run of each environment; pip installs within them.
 CONSTRAINTS := constraints/course.txt
 COLAB_CONSTRAINTS := constraints/colab.txt
+# The website's own environment: Jupyter Book 1 needs markdown-it-py < 4, the course pins 4.
+SITE_VENV ?= .venv-site
+SITE_CONSTRAINTS := constraints/site.txt
 
 .PHONY: lab test test-colab install clean
 
@@ -47,3 +52,24 @@ test-colab: $(COLAB_VENV)/bin/.installed
 
 clean:
 	rm -rf $(VENV) $(COLAB_VENV) runs notebooks/runs
+
+# The website: Jupyter Book 1 from PyPI (the `site` extra), MathJax 3 from the npm registry
+# (site/package-lock.json); nothing else is downloaded, at install or at build.
+.PHONY: site test-site clean-site
+
+$(SITE_VENV)/bin/.installed: pyproject.toml $(SITE_CONSTRAINTS) site/package.json site/package-lock.json
+	$(PYTHON) -m venv $(SITE_VENV)
+	$(SITE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SITE_VENV)/bin/python -m pip install --quiet -c $(SITE_CONSTRAINTS) -e ".[site]"
+	npm ci --prefix site --no-audit --no-fund --loglevel=error
+	touch $@
+
+site: $(SITE_VENV)/bin/.installed
+	$(SITE_VENV)/bin/python tools/build_site.py
+
+# --noconftest: the course's tests/conftest.py imports TensorFlow, which the site does not need.
+test-site: $(SITE_VENV)/bin/.installed
+	$(SITE_VENV)/bin/python -m pytest --noconftest -q tests/test_site.py
+
+clean-site:
+	rm -rf $(SITE_VENV) site/node_modules build/site
