@@ -20,8 +20,8 @@ from gan_lessons.gan import IMAGE_SHAPE
 @keras.saving.register_keras_serializable("gan_lessons")
 class SinusoidalEmbedding(layers.Layer):
     """A step number t -> (sin(t f_0), .., sin(t f_{k-1}), cos(t f_0), .., cos(t f_{k-1})), k = dim / 2,
-    with frequencies f_i = 10000^(-i/k) from 1 down to about 1/10000 (the Transformer's
-    position code): nearby steps get similar vectors, and every step a distinct one."""
+    with frequencies f_i = 10000^(-i/k) from 1 down to 10000^(-(k-1)/k), about 1/5600 for dim 32 (the
+    Transformer's position code): nearby steps get similar vectors, and every step a distinct one."""
 
     def __init__(self, dim, **kwargs):
         super().__init__(**kwargs)
@@ -109,8 +109,8 @@ def unet(input_shape=IMAGE_SHAPE, filters=(32, 64, 128), num_classes=10, emb_dim
 
 def autoencoder(latent_channels=4, filters=(32, 64), name="autoencoder"):
     """(encoder, decoder): 28x28x1 -> 7x7xC by two stride-2 convolutions, and back by two
-    transposed ones. Both ends are linear (a tanh output often stalls on a blank digit early in
-    training); decoded images are clipped to [-1, 1] instead."""
+    transposed ones. Both ends are linear (no tanh: in short tests a tanh output stuck on a
+    blank digit early in training); decoded images are clipped to [-1, 1] instead."""
     filters = checks.counts("filters", filters)
     if len(filters) != 2:
         raise checks.BadArgument(f"filters must give 2 channel counts (28x28, then 14x14 and 7x7); got {filters}.")
