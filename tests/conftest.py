@@ -36,11 +36,6 @@ from gan_lessons import callbacks  # noqa: E402
 
 # The CPU as two logical devices, before TensorFlow starts: a MirroredStrategy over them
 # runs the trainers with 2 replicas, as on a machine with 2 GPUs (tests/test_distribute.py).
-# Grappler, TensorFlow's graph optimiser, rewrites each traced function at its first call: worth it
-# over a long training, pure cost over the few steps of a test (about a third of a small trainer's first
-# step here). Off in the test processes only; the notebooks (nbval) and the command line's subprocesses
-# run with it, as a reader's kernel does.
-tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
                                            [tf.config.LogicalDeviceConfiguration()] * 2)
 
