@@ -96,7 +96,7 @@ def test_help_explains_every_option(capsys):
 
 
 def test_ctrl_c_then_the_same_command_resumes(tmp_path):
-    out, epochs = tmp_path / "gan", 8  # the MLP GAN: quick epochs, enough of them that Ctrl-C arrives mid-run
+    out, epochs = tmp_path / "gan", 30  # the MLP GAN: quick epochs, enough of them that Ctrl-C arrives mid-run
     args = [sys.executable, "-m", "gan_lessons", "train", "gan", "--out", str(out), "--quick", "--epochs", str(epochs)]
     env = {**os.environ, "GAN_LESSONS_QUICK": "1", "PYTHONUNBUFFERED": "1"}
     # Restore the default Ctrl-C handling in the child: a shell that starts this test in the
