@@ -7,6 +7,7 @@ keeps the course's contract: noise (batch, latent_dim) -> image (batch, 28, 28, 
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -265,6 +266,13 @@ def draw(generator, styles):
     if styles.ndim == 2:  # the same w at every layer
         styles = tf.repeat(styles[:, None, :], NUM_STYLES, axis=1).numpy()
     return metrics.generate(synthesis, styles)
+
+
+def relative_change(variables, start):
+    """||theta - theta_0|| / ||theta_0|| over all of a network's weights: how far training moved them,
+    in units of their starting size (``variables`` now, ``start`` their values before, in the same order)."""
+    now, then = (np.concatenate([np.ravel(np.asarray(v)) for v in vs]) for vs in (variables, start))
+    return float(np.linalg.norm(now - then) / np.linalg.norm(then))
 
 
 # ------------------------------------------------------------------------- the trainer

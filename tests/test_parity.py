@@ -339,7 +339,8 @@ def test_lesson_08_networks_and_trainer_are_the_package_stylegan():
     for name in ("PixelNorm", "ModulatedConv2D", "NoiseInjection", "ConstantInput", "Truncation", "MinibatchStd",
                  "StyleGAN"):
         same_source(notebook, name, getattr(stylegan, name))
-    for name in ("mapping_network", "synthesis_network", "style_generator", "discriminator", "parts"):
+    for name in ("mapping_network", "synthesis_network", "style_generator", "discriminator", "parts",
+                 "relative_change"):
         same_text(name, getattr(stylegan, name))
 
     # The lesson's cells of definitions and imports, run in order: its style mixing and helpers

@@ -161,8 +161,9 @@ def test_the_command_line_s_mapping_network_learns():
     x, _ = data.load_mnist("train", source="bundled", limit=64, verbose=False)
     for batch in (x[:32], x[32:]):  # run eagerly: two steps are quicker than tracing one
         trainer.train_step(tf.constant(batch))
-    moved = np.sqrt(sum(np.sum((v.numpy() - s) ** 2) for v, s in zip(trainer.mapping.trainable_variables, start)))
-    assert moved / np.sqrt(sum(np.sum(s ** 2) for s in start)) > 2e-4
+    assert stylegan.relative_change(trainer.mapping.trainable_variables, start) > 2e-4
+    # The measure itself: |(3, 4) - (0, 4)| / |(0, 4)| over two "layers".
+    assert stylegan.relative_change([np.array([3.0]), np.array([[4.0]])], [np.zeros(1), np.array([[4.0]])]) == 0.75
 
 
 def test_each_optimizer_takes_the_gradient_of_the_loss_as_it_scales_it():
