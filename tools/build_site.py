@@ -20,6 +20,7 @@ HTML: every local link leads to a file, and no page loads a script, style or ima
 network. The site is OUT/_build/html; open OUT/_build/html/index.html.
 """
 import argparse
+import functools
 import html.parser
 import json
 import pathlib
@@ -65,6 +66,7 @@ What follows are measured studies for a reader who wants everything, then the ex
 MARKDOWN_LINK = re.compile(r"(\]\()([^()\s#]+)((?:#[^()\s]*)?\))")
 
 
+@functools.cache
 def repository_url():
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
 
@@ -192,7 +194,7 @@ def course_map(entries, readme):
     return "\n".join(out)
 
 
-def prepare_notebook(path, notebook, entry):
+def prepare_notebook(path, notebook):
     """The build copy of a lesson: folded solutions, Going deeper marked, local badge, no widgets."""
     strip_widgets.strip(notebook)
     first = source(notebook["cells"][0])
@@ -216,7 +218,8 @@ def prepare_notebook(path, notebook, entry):
             tags = cell.setdefault("metadata", {}).setdefault("tags", [])
             if "solution" in tags and "hide-cell" not in tags:
                 tags.append("hide-cell")  # folded: code and what it printed, one click away
-    entry["going_deeper"] = deeper
+    if deeper > 1:
+        raise BuildError(f"{path.relative_to(ROOT)}: {deeper} cells open with {GOING_DEEPER!r}; a lesson has one")
     return notebook
 
 
@@ -285,6 +288,8 @@ def build(out):
         shutil.rmtree(src)
     shutil.copytree(SITE, src, ignore=shutil.ignore_patterns("node_modules", "package*.json", "_build"))
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    if f"url: {repository_url()}\n" not in (src / "_config.yml").read_text(encoding="utf-8"):
+        raise BuildError(f"site/_config.yml's repository url must be pyproject.toml's Repository, {repository_url()}")
 
     entries = []
     for path in lessons():
@@ -295,21 +300,20 @@ def build(out):
         title = re.sub(r"^Lesson \d+:\s*", "", title)
         entries.append({"path": path, "notebook": notebook, "times": times, "line": line,
                         "number": path.name[:2], "title": title})
-    with_line = [e for e in entries if e["line"]]
-    unparsed = [e for e in with_line if not e["times"]]
-    if unparsed and len(with_line) == len(entries):
+    unparsed = [e for e in entries if e["line"] and not e["times"]]
+    if unparsed:
         raise BuildError("\n".join(
             f"{e['path'].relative_to(ROOT)}: cannot read the minutes from its At a glance line "
             f"{e['line']!r}; it must read 'Time: about N minutes to read the core ...; the core runs "
             "in about M minutes ... and the whole notebook in about T minutes ...'" for e in unparsed))
     for e in entries:
-        if not e["times"]:
-            why = "its Time line does not parse" if e["line"] else "no Time line in its At a glance"
-            print(f"note: {e['path'].relative_to(ROOT)} is shown as not yet measured ({why})")
+        if not e["line"]:
+            print(f"note: {e['path'].relative_to(ROOT)} is shown as not yet measured (no Time line in its "
+                  "At a glance)")
 
     (src / "notebooks").mkdir()
     for e in entries:
-        notebook = prepare_notebook(e["path"], e["notebook"], e)
+        notebook = prepare_notebook(e["path"], e["notebook"])
         (src / "notebooks" / e["path"].name).write_text(json.dumps(notebook, ensure_ascii=False))
     rest = readme.partition("\n")[2]  # in place of "# gan-lessons", a title that says what the page is
     (src / "readme.md").write_text(
