@@ -1,6 +1,13 @@
 """Test settings: every test (and every notebook nbval runs) uses quick mode, and every
 cache (Keras's datasets, Matplotlib's fonts) goes to a temporary
-folder, never the user's home."""
+folder, never the user's home.
+
+The suite's time goes to tracing: a new trainer's first compiled step costs seconds, its next
+steps milliseconds. So the tests of what a trainer or a callback does (its losses, seeds,
+schedules, resuming, stopping) train their few steps eagerly (``trainer.run_eagerly = True``),
+which runs the same ``train_step``, op by op. The compiled step is tested where compiling is the
+point: every family under XLA (test_xla.py), in a graph on two replicas (test_distribute.py),
+and through the command line's quick runs; the lessons' quick mode runs theirs compiled too."""
 
 import atexit
 import os
@@ -34,6 +41,11 @@ import gan_lessons  # noqa: E402,F401  (quietens TensorFlow before anything impo
 import tensorflow as tf  # noqa: E402
 from gan_lessons import callbacks  # noqa: E402
 
+# Grappler, TensorFlow's graph optimiser, rewrites each traced function before its first run: worth
+# it over a long training, pure cost over a test's few steps (the two-replica and lesson 08-09 parity
+# tests took 105 and 107 s without it, 144 and 129 s with it, one process). Off in the test processes
+# only: the notebooks' kernels and the command line's subprocesses run with it, as a reader's do.
+tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 # The CPU as two logical devices, before TensorFlow starts: a MirroredStrategy over them
 # runs the trainers with 2 replicas, as on a machine with 2 GPUs (tests/test_distribute.py).
 tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
@@ -106,3 +118,19 @@ def fresh_keras_state():
     import gc
 
     gc.collect()
+
+
+# The files that take longest, first (worker seconds in a full run, longest first), so that the
+# two test processes finish together; the rest follow in the order they were collected. With
+# --no-loadscope-reorder (the Makefile) pytest-xdist hands out the files in this order.
+LONGEST_FIRST = ("tests/test_distribute.py", "tests/test_xla.py", "notebooks/04_wgan.ipynb",
+                 "notebooks/05_cyclegan.ipynb", "notebooks/08_stylegan.ipynb", "notebooks/09_diffusion.ipynb",
+                 "tests/test_diffusion.py", "notebooks/07_evaluating_gans.ipynb", "tests/test_parity.py",
+                 "notebooks/06_pix2pix.ipynb", "tests/test_cli.py", "notebooks/01_mlp_gan.ipynb",
+                 "tests/test_cyclegan.py", "notebooks/02_dcgan.ipynb", "notebooks/03_conditional_gan.ipynb",
+                 "tests/test_stylegan.py", "tests/test_multiworker.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))

@@ -16,6 +16,7 @@ def small_cgan(seed=0, **kwargs):
                                   seed=seed, **kwargs)
     trainer.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                     g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    trainer.run_eagerly = True  # a few steps, eagerly (conftest.py says why)
     return trainer
 
 

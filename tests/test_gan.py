@@ -21,6 +21,7 @@ def small_gan(seed=0, d_steps=1):
                       seed=seed)
     trainer.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                     g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    trainer.run_eagerly = True  # a few steps, eagerly (conftest.py says why)
     return trainer
 
 
@@ -227,6 +228,7 @@ def test_a_backup_of_other_networks_is_refused_in_one_sentence(digits, tmp_path)
                   callbacks=[callbacks.resume(tmp_path / "backup"), Interrupt(1)])
     other = gan.GAN(gan.mlp_generator(8, (16, 16)), gan.mlp_discriminator((16,)))
     other.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
+    other.run_eagerly = True
     with pytest.raises(RuntimeError) as info:
         other.fit(dataset, epochs=3, steps_per_epoch=steps, verbose=0, callbacks=[callbacks.resume(tmp_path / "backup")])
     message = str(info.value)

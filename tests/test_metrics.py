@@ -143,6 +143,7 @@ def test_fid_monitor_records_each_epoch():
     x, _ = data.load_mnist("train", source="bundled", limit=128, verbose=False)
     trainer = gan.GAN(gan.dcgan_generator(latent_dim=16, filters=8), gan.dcgan_discriminator(filters=8))
     trainer.compile(d_optimizer=keras.optimizers.Adam(2e-4), g_optimizer=keras.optimizers.Adam(2e-4))
+    trainer.run_eagerly = True  # a few steps, eagerly (conftest.py says why)
     monitor = callbacks.FIDMonitor(every=1, n=50, log=True)
     dataset, steps = data.make_dataset(x, batch_size=64)
     history = trainer.fit(dataset, epochs=2, steps_per_epoch=steps, verbose=0, callbacks=[monitor])

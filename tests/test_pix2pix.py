@@ -137,17 +137,18 @@ def test_patchgan_logit_sees_a_26x26_window_of_the_pair():
     assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in d.layers) == 2  # not instance norm
 
 
-def _trainer(**kwargs):
+def _trainer(eager=True, **kwargs):
     gan_lessons.set_seed(0)
     trainer = pix2pix.Pix2Pix(pix2pix.unet_generator(8), pix2pix.conditional_patchgan(8), **kwargs)
     trainer.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                     g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
+    trainer.run_eagerly = eager  # a few steps, eagerly (conftest.py says why)
     return trainer
 
 
 def test_training_lowers_the_l1_error(digits):
     inputs, targets = digit_tasks.make_pairs(digits[0])
-    trainer = _trainer()
+    trainer = _trainer(eager=False)  # 16 steps: quicker compiled
     dataset, steps = data.make_dataset(inputs, targets, batch_size=32)
     history = trainer.fit(dataset, epochs=4, steps_per_epoch=steps, verbose=0).history
     assert history["l1"][-1] < 0.7 * history["l1"][0]

@@ -76,10 +76,11 @@ def test_w1_of_point_masses_and_bad_sizes():
 # ------------------------------------------------------------------------ trainer
 
 
-def toy_wgan(seed=0, **kw):
+def toy_wgan(seed=0, eager=True, **kw):
     gan_lessons.set_seed(seed)
     trainer = wgan.WGAN(wgan.toy_generator(2, (16, 16)), wgan.toy_critic((16, 16)), seed=seed, **kw)
     trainer.compile(d_optimizer=keras.optimizers.RMSprop(5e-3), g_optimizer=keras.optimizers.RMSprop(5e-3))
+    trainer.run_eagerly = eager  # a few steps, eagerly (conftest.py says why)
     return trainer
 
 
@@ -117,6 +118,7 @@ def test_clipping_also_holds_for_the_image_critic():
     gan_lessons.set_seed(0)
     trainer = wgan.WGAN(gan.dcgan_generator(8, filters=4), wgan.critic(filters=4), n_critic=1, clip_value=0.02)
     trainer.compile(d_optimizer=keras.optimizers.RMSprop(5e-5), g_optimizer=keras.optimizers.RMSprop(5e-5))
+    trainer.run_eagerly = True  # a few steps, eagerly (conftest.py says why)
     images = np.random.default_rng(0).uniform(-1, 1, (16, 28, 28, 1)).astype("float32")
     dataset, steps = data.make_dataset(images, batch_size=16, per_step=1)
     trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
@@ -126,7 +128,7 @@ def test_clipping_also_holds_for_the_image_critic():
 
 def test_wgan_gp_logs_and_learns_a_positive_gap(ring):
     points, _ = ring
-    trainer = toy_wgan(gp_weight=1.0, n_critic=5)
+    trainer = toy_wgan(gp_weight=1.0, n_critic=5, eager=False)  # quicker compiled: five critic steps a step
     dataset, steps = data.make_dataset(points, batch_size=64, per_step=5)
     history = trainer.fit(dataset, epochs=2, steps_per_epoch=steps, verbose=0).history
     assert {"c_loss", "g_loss", "wasserstein", "gp"} <= set(history)
