@@ -14,7 +14,7 @@ from gan_lessons import callbacks, cgan, checks, cyclegan, data, diffusion, digi
 from gan_lessons import pix2pix, plots, stylegan, wgan
 
 LATENT_DIM, N_CRITIC = 64, 5
-QUICK_EPOCHS, QUICK_DIGITS = 1, 512
+QUICK_EPOCHS, QUICK_DIGITS = 1, 256
 IMAGE_SHAPE = (28, 28, 1)
 
 
