@@ -2,12 +2,14 @@
 cache (Keras's datasets, Matplotlib's fonts) goes to a temporary
 folder, never the user's home.
 
-The suite's time goes to tracing: a new trainer's first compiled step costs seconds, its next
-steps milliseconds. So the tests of what a trainer or a callback does (its losses, seeds,
-schedules, resuming, stopping) train their few steps eagerly (``trainer.run_eagerly = True``),
-which runs the same ``train_step``, op by op. The compiled step is tested where compiling is the
-point: every family under XLA (test_xla.py), in a graph on two replicas (test_distribute.py),
-and through the command line's quick runs; the lessons' quick mode runs theirs compiled too."""
+A new trainer's first compiled step costs seconds (tracing), its next steps milliseconds; an
+eager step costs a tenth to half a second. So the tests of what a trainer or a callback does (its
+losses, schedules, resuming, stopping, float16) train their few steps eagerly
+(``trainer.run_eagerly = True``), which runs the same ``train_step`` op by op; tests of more steps,
+and the same-seed tests (a reader's rerun is compiled), stay compiled. The compiled step is also
+tested where compiling is the point: every family under XLA (test_xla.py), in a graph on two
+replicas (test_distribute.py), and through the command line's quick runs; the lessons' quick
+mode runs theirs compiled too."""
 
 import atexit
 import os
@@ -42,9 +44,10 @@ import tensorflow as tf  # noqa: E402
 from gan_lessons import callbacks  # noqa: E402
 
 # Grappler, TensorFlow's graph optimiser, rewrites each traced function before its first run: worth
-# it over a long training, pure cost over a test's few steps (the two-replica and lesson 08-09 parity
-# tests took 105 and 107 s without it, 144 and 129 s with it, one process). Off in the test processes
-# only: the notebooks' kernels and the command line's subprocesses run with it, as a reader's do.
+# it over a long training, pure cost over a test's few steps (the two-replica tests took about a
+# fifth less time without it, one process, two runs each way). Off in the test processes only, the
+# command line's in-process runs included; the notebooks' kernels and the command line's
+# subprocesses (Ctrl-C, two workers) run with it, as a reader's do.
 tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 # The CPU as two logical devices, before TensorFlow starts: a MirroredStrategy over them
 # runs the trainers with 2 replicas, as on a machine with 2 GPUs (tests/test_distribute.py).

@@ -224,7 +224,9 @@ def small_trainer(model):
 @pytest.mark.parametrize("model", ["dcgan", "cgan", "wgan-gp", "cyclegan", "pix2pix", "stylegan", "diffusion"])
 def test_every_trainer_trains_in_mixed_float16_with_loss_scaling(mixed_float16, model):
     trainer, dataset = small_trainer(model)
-    trainer.run_eagerly = True  # a few steps, eagerly (conftest.py says why)
+    # A few steps, eagerly (conftest.py says why); the conditional GAN compiled, as on a GPU: its label
+    # check's arithmetic runs only in a graph, and this keeps one convolutional family compiled in float16.
+    trainer.run_eagerly = model != "cgan"
     optimizers = [getattr(trainer, name) for name in ("d_optimizer", "g_optimizer", "mapping_optimizer", "optimizer")
                   if getattr(trainer, name, None) is not None]
     assert optimizers and all(isinstance(o, keras.optimizers.LossScaleOptimizer) for o in optimizers)

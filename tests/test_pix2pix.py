@@ -142,7 +142,7 @@ def _trainer(eager=True, **kwargs):
     trainer = pix2pix.Pix2Pix(pix2pix.unet_generator(8), pix2pix.conditional_patchgan(8), **kwargs)
     trainer.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                     g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
-    trainer.run_eagerly = eager  # a few steps, eagerly (conftest.py says why)
+    trainer.run_eagerly = eager  # a few steps: eagerly unless asked (conftest.py says why)
     return trainer
 
 
